@@ -1,0 +1,44 @@
+# minibull: `make lab` opens the course, `make test` checks the package and every notebook.
+# Both create .venv on first use (and reinstall after pyproject.toml changes).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Extra flags: `make lab LAB_ARGS='--port 8899'`, `make test PYTEST_ARGS='-x -k retry'`.
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+
+# JupyterLab refuses to start as root unless told it may.
+ifeq ($(shell id -u 2>/dev/null),0)
+ROOT_FLAG := --allow-root
+endif
+
+# The notebooks folder, if there is one (pytest stops on a path that does not exist).
+NOTEBOOKS := $(wildcard notebooks)
+
+.PHONY: venv lab test lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[course,test,dev]'
+	touch $@
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG) $(LAB_ARGS)
+
+test: $(STAMP)
+	$(BIN)/pytest tests $(NOTEBOOKS) --nbval --nbval-sanitize-with nbval_sanitize.cfg $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check minibull tests
+	$(BIN)/ruff format --check minibull tests
+
+# Keeps .venv; `rm -rf .venv` to rebuild it from scratch.
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -name .ipynb_checkpoints -type d -exec rm -rf {} +

@@ -1,0 +1,36 @@
+"""minibull: a small BullMQ-style job queue on Redis, for learning background jobs."""
+
+from .backoff import backoff_delay, backoff_schedule
+from .clock import SystemClock, VirtualClock
+from .connection import connect
+from .errors import (
+    JobFailedError,
+    JobNotFoundError,
+    LockLostError,
+    MinibullError,
+    UnrecoverableError,
+)
+from .events import QueueEvents
+from .job import STATES, Job
+from .keys import QueueKeys
+from .queue import Queue
+from .worker import Worker
+
+__all__ = [
+    "Job",
+    "JobFailedError",
+    "JobNotFoundError",
+    "LockLostError",
+    "MinibullError",
+    "Queue",
+    "QueueEvents",
+    "QueueKeys",
+    "STATES",
+    "SystemClock",
+    "UnrecoverableError",
+    "VirtualClock",
+    "Worker",
+    "backoff_delay",
+    "backoff_schedule",
+    "connect",
+]

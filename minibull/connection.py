@@ -1,0 +1,55 @@
+"""Where the Redis server is: a real one by URL, or the embedded in-process default.
+
+With no URL and no ``MINIBULL_REDIS_URL`` in the environment, every Queue and
+Worker of the process talks to one in-process fakeredis server, so a notebook
+needs nothing installed and its producer and workers see the same data.
+"""
+
+from __future__ import annotations
+
+import os
+
+import fakeredis
+from redis.asyncio import Redis
+
+ENV_VAR = "MINIBULL_REDIS_URL"
+
+_embedded: fakeredis.FakeServer | None = None
+
+
+def embedded_server() -> fakeredis.FakeServer:
+    """The process-wide in-process Redis server, created on first use."""
+    global _embedded
+    if _embedded is None:
+        _embedded = fakeredis.FakeServer()
+    return _embedded
+
+
+def redis_url() -> str | None:
+    """The URL of the real Redis to use, from ``MINIBULL_REDIS_URL`` (None: embedded)."""
+    return os.environ.get(ENV_VAR) or None
+
+
+def connect(url: str | None = None) -> Redis:
+    """An async Redis client: for ``url``, else ``MINIBULL_REDIS_URL``, else the embedded server."""
+    url = url or redis_url()
+    if url:
+        return Redis.from_url(url, decode_responses=True)
+    return fakeredis.FakeAsyncRedis(server=embedded_server(), decode_responses=True)
+
+
+def resolve(connection: str | Redis | None) -> tuple[Redis, bool]:
+    """A client for a ``connection=`` argument, and whether we created it (and must close it)."""
+    if connection is None or isinstance(connection, str):
+        return connect(connection), True
+    if not isinstance(connection, Redis):
+        raise TypeError(
+            "connection must be a redis URL string or a redis.asyncio.Redis client "
+            f"(got {type(connection).__name__})"
+        )
+    if connection.get_encoder().decode_responses:
+        return connection, False
+    # minibull reads replies as text: make a client that decodes, on the same server.
+    pool = connection.connection_pool
+    kwargs = {**pool.connection_kwargs, "decode_responses": True}
+    return Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs)), True

@@ -1,0 +1,28 @@
+"""Exceptions a processor raises or a caller catches."""
+
+from __future__ import annotations
+
+
+class MinibullError(Exception):
+    """Base class of minibull's own errors."""
+
+
+class UnrecoverableError(MinibullError):
+    """Raise in a processor to fail the job now, whatever attempts are left."""
+
+
+class JobFailedError(MinibullError):
+    """Raised by ``Job.wait_until_finished`` when the job ended in ``failed``."""
+
+    def __init__(self, job_id: str, failed_reason: str | None) -> None:
+        super().__init__(f"job {job_id} failed: {failed_reason}")
+        self.job_id = job_id
+        self.failed_reason = failed_reason
+
+
+class LockLostError(MinibullError):
+    """A worker finished a job whose lock it no longer held (the job may run again)."""
+
+
+class JobNotFoundError(MinibullError, LookupError):
+    """No job with that id exists (it may have been removed)."""

@@ -1,0 +1,112 @@
+"""QueueEvents: follow what happens to a queue, from any process, through its events stream."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from .connection import resolve
+from .keys import QueueKeys
+from .queue import check_queue_name
+
+#: Fields that hold JSON text, decoded for you (as BullMQ's QueueEvents does).
+_JSON_FIELDS = {"completed": "returnvalue", "progress": "data"}
+
+
+def decode_event(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    """One stream entry as a dict: ``{"event": "completed", "jobId": "1", ..., "id": entry_id}``."""
+    event = dict(fields)
+    json_field = _JSON_FIELDS.get(event.get("event", ""))
+    if json_field and json_field in event:
+        try:
+            event[json_field] = json.loads(event[json_field])
+        except ValueError:
+            pass
+    event["id"] = entry_id
+    return event
+
+
+class QueueEvents:
+    """The events of queue ``name``: ``async for event in events`` or ``events.on(name, callback)``.
+
+    Starts after the newest event at the time you enter ``async with`` or first
+    iterate (``last_event_id="0"`` replays the whole stream).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        connection: str | Redis | None = None,
+        *,
+        prefix: str = "bull",
+        last_event_id: str = "$",
+        block: float = 1.0,
+    ) -> None:
+        self.name = check_queue_name(name)
+        self.keys = QueueKeys(self.name, prefix)
+        self.redis, self._owns_redis = resolve(connection)
+        self.last_event_id = last_event_id
+        self.block_ms = max(1, int(block * 1000))
+        self._listeners: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def on(self, event: str, callback: Callable[[dict[str, Any]], Any]) -> None:
+        """Call ``callback(event_dict)`` for each event named ``event`` (``"*"``: all)."""
+        self._listeners[event].append(callback)
+
+    async def _resolve_start(self) -> None:
+        if self.last_event_id == "$":
+            newest = await self.redis.xrevrange(self.keys.events, count=1)
+            self.last_event_id = newest[0][0] if newest else "0-0"
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._follow()
+
+    async def _follow(self) -> AsyncIterator[dict[str, Any]]:
+        await self._resolve_start()
+        while not self._closed:
+            replies = await self.redis.xread(
+                {self.keys.events: self.last_event_id}, block=self.block_ms, count=500
+            )
+            for _stream, entries in replies or []:
+                for entry_id, fields in entries:
+                    self.last_event_id = entry_id
+                    yield decode_event(entry_id, fields)
+
+    async def run(self) -> None:
+        """Call the listeners for every event until closed."""
+        async for event in self:
+            for callback in self._listeners.get(event["event"], []) + self._listeners.get("*", []):
+                result = callback(event)
+                if inspect.isawaitable(result):
+                    await result
+
+    async def start(self) -> asyncio.Task[None]:
+        """Fix the starting point now, then deliver events to listeners in the background."""
+        await self._resolve_start()
+        if self._task is None:
+            self._task = asyncio.create_task(self.run())
+        return self._task
+
+    async def __aenter__(self) -> QueueEvents:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop following and close the connection if we opened it."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._owns_redis:
+            await self.redis.aclose()

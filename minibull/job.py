@@ -1,0 +1,145 @@
+"""A job: its data, its options and what happened to it, as stored in its Redis hash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import JobNotFoundError
+from .options import encode_json
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+#: The states a job can be in, as ``get_state`` reports them.
+STATES = ("waiting", "active", "prioritized", "delayed", "completed", "failed")
+FINISHED_STATES = frozenset({"completed", "failed"})
+
+
+def _loads(text: str | None, default: Any = None) -> Any:
+    if text is None or text == "":
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _int(text: str | None) -> int | None:
+    return None if text is None or text == "" else int(float(text))
+
+
+@dataclass(repr=False, eq=False)
+class Job:
+    """One unit of work. Times are epoch milliseconds, as in BullMQ."""
+
+    id: str
+    name: str
+    data: Any = None
+    opts: dict[str, Any] = field(default_factory=dict)
+    attempts_made: int = 0
+    attempts_started: int = 0
+    stalled_counter: int = 0
+    progress: Any = 0
+    returnvalue: Any = None
+    failed_reason: str | None = None
+    stacktrace: list[str] = field(default_factory=list)
+    timestamp: int = 0
+    processed_on: int | None = None
+    finished_on: int | None = None
+    delay: int = 0
+    priority: int = 0
+    deferred_failure: str | None = None
+    queue: Queue | None = field(default=None, compare=False)
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, name={self.name!r}, data={self.data!r})"
+
+    @property
+    def attempts(self) -> int:
+        """How many runs the job may have in all (the ``attempts`` option)."""
+        return int(self.opts.get("attempts") or 1)
+
+    @classmethod
+    def from_hash(cls, job_id: str, raw: dict[str, str], queue: Queue | None = None) -> Job:
+        """Decode a job hash (BullMQ's fields) into a Job."""
+        return cls(
+            id=job_id,
+            name=raw.get("name", ""),
+            data=_loads(raw.get("data"), {}),
+            opts=_loads(raw.get("opts"), {}) or {},
+            attempts_made=_int(raw.get("atm", raw.get("attemptsMade"))) or 0,
+            attempts_started=_int(raw.get("ats")) or 0,
+            stalled_counter=_int(raw.get("stc")) or 0,
+            progress=_loads(raw.get("progress"), 0),
+            returnvalue=_loads(raw.get("returnvalue")),
+            failed_reason=raw.get("failedReason"),
+            stacktrace=_loads(raw.get("stacktrace"), []) or [],
+            timestamp=_int(raw.get("timestamp")) or 0,
+            processed_on=_int(raw.get("processedOn")),
+            finished_on=_int(raw.get("finishedOn")),
+            delay=_int(raw.get("delay")) or 0,
+            priority=_int(raw.get("priority")) or 0,
+            deferred_failure=raw.get("defa"),
+            queue=queue,
+        )
+
+    def _queue(self) -> Queue:
+        if self.queue is None:
+            raise RuntimeError("this Job is not attached to a Queue")
+        return self.queue
+
+    async def get_state(self) -> str:
+        """Where the job is now: one of ``STATES``, or ``"unknown"``."""
+        return await self._queue().get_job_state(self.id)
+
+    async def update_progress(self, value: Any) -> None:
+        """Store progress (a number or any JSON value) and emit a ``progress`` event."""
+        text = encode_json(value, "progress")
+        await self._queue().scripts.update_progress(self.id, text)
+        self.progress = value
+        listener = getattr(self, "_on_progress", None)
+        if listener is not None:
+            await listener(self, value)
+
+    async def log(self, line: str) -> int:
+        """Append a line to the job's log; returns the number of lines."""
+        if not isinstance(line, str):
+            raise TypeError(f"line must be a string (got {type(line).__name__})")
+        return await self._queue().scripts.add_log(self.id, line)
+
+    async def get_logs(self) -> list[str]:
+        """The job's log lines, oldest first."""
+        queue = self._queue()
+        return list(await queue.redis.lrange(queue.keys.logs(self.id), 0, -1))
+
+    async def retry(self, state: str = "failed", *, reset_attempts: bool = False) -> None:
+        """Run a finished job again (from ``failed`` by default)."""
+        if state not in FINISHED_STATES:
+            raise ValueError(f"state must be 'failed' or 'completed' (got {state!r})")
+        await self._queue().scripts.reprocess_job(self.id, state, reset_attempts)
+
+    async def remove(self) -> None:
+        """Delete the job; refuses while a worker runs it."""
+        if not await self._queue().scripts.remove_job(self.id):
+            raise RuntimeError(
+                f"job {self.id} is running (locked by a worker); it cannot be removed"
+            )
+
+    async def refresh(self) -> Job:
+        """Re-read the job from Redis, updating this object."""
+        fresh = await self._queue().get_job(self.id)
+        if fresh is None:
+            raise JobNotFoundError(f"job {self.id} no longer exists")
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(fresh, name))
+        return self
+
+    async def wait_until_finished(self, timeout: float | None = None) -> Any:
+        """Wait until the job completes and return its value; raise JobFailedError if it fails.
+
+        ``timeout`` is in real seconds (None: no limit); on timeout, ``TimeoutError``.
+        """
+        return await asyncio.wait_for(self._queue().wait_for_job(self.id), timeout)

@@ -1,0 +1,133 @@
+"""Every Redis key of a queue, in one place (BullMQ's layout).
+
+A queue named ``emails`` with the default prefix ``bull`` keeps its jobs under
+``bull:emails:<job id>`` and its lists, sets and counters under
+``bull:emails:<suffix>``, exactly as BullMQ does, so both can share a queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Queue-level keys and their Redis types, in the order a learner meets them.
+QUEUE_KEYS = {
+    "wait": "LIST    jobs ready to run (LPUSH in, RPOPLPUSH out)",
+    "active": "LIST    jobs a worker holds a lock on",
+    "prioritized": "ZSET    ready jobs with a priority (score: priority * 2^32 + counter)",
+    "pc": "STRING  counter that keeps equal priorities first-in first-out",
+    "delayed": "ZSET    jobs waiting for a time (score: due ms * 4096 + sequence)",
+    "marker": "ZSET    wake-up call that idle workers block on with BZPOPMIN",
+    "completed": "ZSET    finished jobs (score: finishedOn)",
+    "failed": "ZSET    failed jobs (score: finishedOn), the dead-letter queue",
+    "stalled": "SET     active jobs suspected dead, checked on the next sweep",
+    "stalled-check": "STRING  held while one worker sweeps for stalled jobs",
+    "meta": "HASH    queue settings: paused, opts.maxLenEvents",
+    "id": "STRING  counter for new job ids",
+    "events": "STREAM  everything that happened, for QueueEvents",
+    "limiter": "STRING  rate-limit counter",
+    "repeat": "ZSET    job schedulers by next run time",
+    "paused": "LIST    (BullMQ v5 only) jobs of a paused queue",
+}
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The Redis key names of one queue."""
+
+    queue: str
+    prefix: str = "bull"
+
+    def key(self, suffix: str) -> str:
+        """A queue-level key, e.g. ``key("wait") == "bull:emails:wait"``."""
+        return f"{self.prefix}:{self.queue}:{suffix}"
+
+    @property
+    def job_prefix(self) -> str:
+        """What a job id is appended to: ``bull:emails:``."""
+        return f"{self.prefix}:{self.queue}:"
+
+    def job(self, job_id: str) -> str:
+        """The hash of one job: ``bull:emails:42``."""
+        return self.job_prefix + job_id
+
+    def lock(self, job_id: str) -> str:
+        """The lock a worker holds while it runs a job."""
+        return self.job(job_id) + ":lock"
+
+    def logs(self, job_id: str) -> str:
+        """The list of log lines of a job."""
+        return self.job(job_id) + ":logs"
+
+    @property
+    def wait(self) -> str:
+        return self.key("wait")
+
+    @property
+    def active(self) -> str:
+        return self.key("active")
+
+    @property
+    def prioritized(self) -> str:
+        return self.key("prioritized")
+
+    @property
+    def pc(self) -> str:
+        return self.key("pc")
+
+    @property
+    def delayed(self) -> str:
+        return self.key("delayed")
+
+    @property
+    def marker(self) -> str:
+        return self.key("marker")
+
+    @property
+    def completed(self) -> str:
+        return self.key("completed")
+
+    @property
+    def failed(self) -> str:
+        return self.key("failed")
+
+    @property
+    def stalled(self) -> str:
+        return self.key("stalled")
+
+    @property
+    def stalled_check(self) -> str:
+        return self.key("stalled-check")
+
+    @property
+    def meta(self) -> str:
+        return self.key("meta")
+
+    @property
+    def id(self) -> str:
+        return self.key("id")
+
+    @property
+    def events(self) -> str:
+        return self.key("events")
+
+    def all_queue_keys(self) -> list[str]:
+        """Every queue-level key (not the job hashes)."""
+        return [self.key(suffix) for suffix in QUEUE_KEYS]
+
+    def state_key(self, state: str) -> str:
+        """The list or sorted set that holds jobs in ``state``."""
+        return self.key(STATE_SUFFIX[state])
+
+
+#: Job states (as ``Job.get_state`` reports them) and the key that holds each.
+STATE_SUFFIX = {
+    "waiting": "wait",
+    "active": "active",
+    "prioritized": "prioritized",
+    "delayed": "delayed",
+    "completed": "completed",
+    "failed": "failed",
+}
+
+#: The states kept in Redis lists; the others are sorted sets.
+LIST_STATES = frozenset({"waiting", "active"})

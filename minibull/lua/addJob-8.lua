@@ -1,0 +1,63 @@
+--[[
+  Adds one or more jobs (BullMQ's addStandardJob, addPrioritizedJob and
+  addDelayedJob in one script, so that add_bulk is a single round trip).
+
+  KEYS[1] wait         KEYS[2] prioritized   KEYS[3] delayed   KEYS[4] pc
+  KEYS[5] marker       KEYS[6] meta          KEYS[7] id        KEYS[8] events
+  ARGV[1] job key prefix ("bull:<queue>:")
+  ARGV[2] now (epoch ms)
+  ARGV[3] JSON array of jobs: {id ("" for a new numeric id), name, data (JSON
+          text), opts (JSON text), delay (ms), priority, lifo}
+  Output: for each job, its id and 1 if added, 0 if a job with that id existed.
+  Events: added, then waiting or delayed; duplicated for an existing id.
+]]
+local rcall = redis.call
+-- @include "isQueuePaused"
+-- @include "addJobToWait"
+-- @include "addBaseMarker"
+-- @include "addDelayMarker"
+-- @include "getDelayedScore"
+-- @include "emitEvent"
+
+local waitKey, prioritizedKey, delayedKey, pcKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local markerKey, metaKey, idKey, eventsKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local prefix = ARGV[1]
+local now = tonumber(ARGV[2])
+local paused = isQueuePaused(metaKey)
+local results = {}
+
+for _, job in ipairs(cjson.decode(ARGV[3])) do
+  local jobId = job["id"]
+  if jobId ~= "" and rcall("EXISTS", prefix .. jobId) == 1 then
+    emitEvent(eventsKey, metaKey, "duplicated", "jobId", jobId)
+    table.insert(results, jobId)
+    table.insert(results, 0)
+  else
+    local counter = rcall("INCR", idKey)
+    if jobId == "" then
+      jobId = tostring(counter)
+    end
+    local delay = tonumber(job["delay"])
+    local priority = tonumber(job["priority"])
+    rcall("HSET", prefix .. jobId, "name", job["name"], "data", job["data"], "opts", job["opts"],
+          "timestamp", now, "delay", delay, "priority", priority)
+    emitEvent(eventsKey, metaKey, "added", "jobId", jobId, "name", job["name"])
+    if delay > 0 then
+      local score, due = getDelayedScore(delayedKey, now, delay)
+      rcall("ZADD", delayedKey, score, jobId)
+      emitEvent(eventsKey, metaKey, "delayed", "jobId", jobId, "delay", due)
+      addDelayMarker(markerKey, delayedKey)
+    else
+      local pushCmd = "LPUSH"
+      if job["lifo"] then
+        pushCmd = "RPUSH"
+      end
+      addJobToWait(waitKey, prioritizedKey, pcKey, jobId, priority, pushCmd)
+      addBaseMarker(markerKey, paused)
+      emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId)
+    end
+    table.insert(results, jobId)
+    table.insert(results, 1)
+  end
+end
+return results

@@ -1,0 +1,23 @@
+--[[
+  Moves delayed jobs that are due (up to 1000 at a time) to "wait" or
+  "prioritized", and wakes a worker.
+]]
+-- @include "addJobToWait"
+-- @include "addBaseMarker"
+-- @include "emitEvent"
+local function promoteDelayedJobs(delayedKey, waitKey, prioritizedKey, pcKey, markerKey,
+                                  metaKey, eventsKey, prefix, now, paused)
+  local due = rcall("ZRANGEBYSCORE", delayedKey, 0, (now + 1) * 0x1000 - 1, "LIMIT", 0, 1000)
+  if #due == 0 then
+    return
+  end
+  rcall("ZREM", delayedKey, unpack(due))
+  for _, jobId in ipairs(due) do
+    local jobKey = prefix .. jobId
+    local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
+    addJobToWait(waitKey, prioritizedKey, pcKey, jobId, priority, "LPUSH")
+    rcall("HSET", jobKey, "delay", 0)
+    emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId, "prev", "delayed")
+  end
+  addBaseMarker(markerKey, paused)
+end

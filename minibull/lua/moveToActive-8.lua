@@ -1,0 +1,58 @@
+--[[
+  Gives a worker the next job: promotes delayed jobs that are due, then takes
+  the oldest job of "wait" (its right end), else the best of "prioritized",
+  moves it to "active" and locks it with the worker's token.
+
+  KEYS[1] wait     KEYS[2] active   KEYS[3] prioritized   KEYS[4] delayed
+  KEYS[5] pc       KEYS[6] marker   KEYS[7] meta          KEYS[8] events
+  ARGV[1] job key prefix
+  ARGV[2] now (epoch ms)
+  ARGV[3] lock token
+  ARGV[4] lock duration (ms)
+  Output: {job hash as a flat list, job id, 0} when a job was taken,
+          else {0, 0, when the next delayed job is due in ms (0: none)}.
+  Events: waiting (for promoted jobs), active.
+]]
+local rcall = redis.call
+-- @include "isQueuePaused"
+-- @include "promoteDelayedJobs"
+-- @include "addDelayMarker"
+-- @include "emitEvent"
+
+local waitKey, activeKey, prioritizedKey, delayedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local pcKey, markerKey, metaKey, eventsKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local prefix = ARGV[1]
+local now = tonumber(ARGV[2])
+local paused = isQueuePaused(metaKey)
+
+promoteDelayedJobs(delayedKey, waitKey, prioritizedKey, pcKey, markerKey, metaKey, eventsKey,
+                   prefix, now, paused)
+if paused then
+  return {0, 0, 0}
+end
+
+local jobId = rcall("RPOPLPUSH", waitKey, activeKey)
+if not jobId then
+  local best = rcall("ZPOPMIN", prioritizedKey)
+  if best[1] then
+    jobId = best[1]
+    rcall("LPUSH", activeKey, jobId)
+    if rcall("ZCARD", prioritizedKey) == 0 then
+      rcall("DEL", pcKey)
+    end
+  end
+end
+if not jobId then
+  return {0, 0, nextDelayedTimestamp(delayedKey)}
+end
+
+local jobKey = prefix .. jobId
+rcall("SET", jobKey .. ":lock", ARGV[3], "PX", ARGV[4])
+rcall("HSET", jobKey, "processedOn", now)
+rcall("HINCRBY", jobKey, "ats", 1)
+emitEvent(eventsKey, metaKey, "active", "jobId", jobId, "prev", "waiting")
+-- More work left: wake another idle worker.
+if rcall("LLEN", waitKey) > 0 or rcall("ZCARD", prioritizedKey) > 0 then
+  rcall("ZADD", markerKey, 0, "0")
+end
+return {rcall("HGETALL", jobKey), jobId, 0}

@@ -1,0 +1,45 @@
+--[[
+  Retries a failed attempt later (backoff): moves the job from "active" to
+  "delayed", due at now + delay, and counts the attempt.
+
+  KEYS[1] active   KEYS[2] delayed   KEYS[3] marker   KEYS[4] meta
+  KEYS[5] events   KEYS[6] stalled
+  ARGV[1] job key prefix
+  ARGV[2] now (epoch ms)
+  ARGV[3] job id
+  ARGV[4] lock token
+  ARGV[5] delay (ms)
+  ARGV[6] JSON object of job fields to set (failedReason, stacktrace)
+  Output: 0, or -1 no such job, -2 lock missing, -3 not active, -6 lock held by another worker.
+  Events: delayed (with the due time in ms).
+]]
+local rcall = redis.call
+-- @include "removeLock"
+-- @include "updateJobFields"
+-- @include "getDelayedScore"
+-- @include "addDelayMarker"
+-- @include "emitEvent"
+
+local activeKey, delayedKey, markerKey = KEYS[1], KEYS[2], KEYS[3]
+local metaKey, eventsKey, stalledKey = KEYS[4], KEYS[5], KEYS[6]
+local jobId, token, delay = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local jobKey = ARGV[1] .. jobId
+
+if rcall("EXISTS", jobKey) == 0 then
+  return -1
+end
+local lockError = removeLock(jobKey, stalledKey, token, jobId)
+if lockError < 0 then
+  return lockError
+end
+if rcall("LREM", activeKey, -1, jobId) == 0 then
+  return -3
+end
+updateJobFields(jobKey, ARGV[6])
+local score, due = getDelayedScore(delayedKey, ARGV[2], delay)
+rcall("HINCRBY", jobKey, "atm", 1)
+rcall("HSET", jobKey, "delay", delay)
+rcall("ZADD", delayedKey, score, jobId)
+emitEvent(eventsKey, metaKey, "delayed", "jobId", jobId, "delay", due)
+addDelayMarker(markerKey, delayedKey)
+return 0

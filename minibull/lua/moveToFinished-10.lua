@@ -1,0 +1,63 @@
+--[[
+  Ends a job's run: releases its lock, moves it from "active" to "completed" or
+  "failed" (or deletes it, per removeOnComplete/removeOnFail) and stores the
+  return value or the failure reason.
+
+  KEYS[1] wait     KEYS[2] active   KEYS[3] prioritized   KEYS[4] delayed
+  KEYS[5] pc       KEYS[6] marker   KEYS[7] meta          KEYS[8] events
+  KEYS[9] stalled  KEYS[10] completed or failed
+  ARGV[1] job key prefix
+  ARGV[2] now (epoch ms)
+  ARGV[3] job id
+  ARGV[4] lock token
+  ARGV[5] "completed" or "failed"
+  ARGV[6] field: "returnvalue" or "failedReason"
+  ARGV[7] its value (the return value as JSON text, or the reason)
+  ARGV[8] JSON {count, age}: jobs to keep (count -1: all, 0: none)
+  ARGV[9] the job's attempts (for retries-exhausted)
+  ARGV[10] JSON object of more job fields to set (e.g. stacktrace)
+  Output: 0, or -1 no such job, -2 lock missing, -3 not active, -6 lock held by another worker.
+  Events: completed or failed, retries-exhausted, drained.
+]]
+local rcall = redis.call
+-- @include "removeLock"
+-- @include "updateJobFields"
+-- @include "trimFinishedJobs"
+-- @include "emitEvent"
+
+local waitKey, activeKey, prioritizedKey = KEYS[1], KEYS[2], KEYS[3]
+local metaKey, eventsKey, stalledKey, finishedKey = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local prefix, now, jobId, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local target, field, value = ARGV[5], ARGV[6], ARGV[7]
+local jobKey = prefix .. jobId
+
+if rcall("EXISTS", jobKey) == 0 then
+  return -1
+end
+local lockError = removeLock(jobKey, stalledKey, token, jobId)
+if lockError < 0 then
+  return lockError
+end
+if rcall("LREM", activeKey, -1, jobId) == 0 then
+  return -3
+end
+updateJobFields(jobKey, ARGV[10])
+local attemptsMade = rcall("HINCRBY", jobKey, "atm", 1)
+local keep = cjson.decode(ARGV[8])
+if keep["count"] ~= 0 then
+  rcall("ZADD", finishedKey, now, jobId)
+  rcall("HSET", jobKey, field, value, "finishedOn", now)
+  rcall("HDEL", jobKey, "defa")
+  trimFinishedJobs(finishedKey, prefix, keep, now)
+else
+  removeJobKeys(jobKey)
+end
+emitEvent(eventsKey, metaKey, target, "jobId", jobId, field, value, "prev", "active")
+if target == "failed" and attemptsMade >= tonumber(ARGV[9]) then
+  emitEvent(eventsKey, metaKey, "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
+end
+if rcall("LLEN", waitKey) == 0 and rcall("LLEN", activeKey) == 0
+    and rcall("ZCARD", prioritizedKey) == 0 then
+  emitEvent(eventsKey, metaKey, "drained")
+end
+return 0

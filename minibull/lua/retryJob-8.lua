@@ -1,0 +1,44 @@
+--[[
+  Retries a failed attempt at once: moves the job from "active" back to "wait"
+  (or "prioritized") and counts the attempt.
+
+  KEYS[1] wait     KEYS[2] active   KEYS[3] prioritized   KEYS[4] pc
+  KEYS[5] marker   KEYS[6] meta     KEYS[7] events        KEYS[8] stalled
+  ARGV[1] job key prefix
+  ARGV[2] job id
+  ARGV[3] lock token
+  ARGV[4] push command: "LPUSH" (fifo) or "RPUSH" (lifo)
+  ARGV[5] JSON object of job fields to set (failedReason, stacktrace)
+  Output: 0, or -1 no such job, -2 lock missing, -3 not active, -6 lock held by another worker.
+  Events: waiting.
+]]
+local rcall = redis.call
+-- @include "isQueuePaused"
+-- @include "removeLock"
+-- @include "updateJobFields"
+-- @include "addJobToWait"
+-- @include "addBaseMarker"
+-- @include "emitEvent"
+
+local waitKey, activeKey, prioritizedKey, pcKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local markerKey, metaKey, eventsKey, stalledKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local jobId, token = ARGV[2], ARGV[3]
+local jobKey = ARGV[1] .. jobId
+
+if rcall("EXISTS", jobKey) == 0 then
+  return -1
+end
+local lockError = removeLock(jobKey, stalledKey, token, jobId)
+if lockError < 0 then
+  return lockError
+end
+if rcall("LREM", activeKey, -1, jobId) == 0 then
+  return -3
+end
+updateJobFields(jobKey, ARGV[5])
+local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
+addJobToWait(waitKey, prioritizedKey, pcKey, jobId, priority, ARGV[4])
+addBaseMarker(markerKey, isQueuePaused(metaKey))
+rcall("HINCRBY", jobKey, "atm", 1)
+emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId, "prev", "active")
+return 0

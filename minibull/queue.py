@@ -1,0 +1,306 @@
+"""Queue: the producer's side. Add jobs, look at them, pause, clean up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+
+from .clock import Clock, SystemClock, to_ms
+from .connection import resolve
+from .errors import JobFailedError, JobNotFoundError
+from .job import FINISHED_STATES, STATES, Job, _loads
+from .keys import LIST_STATES, QueueKeys
+from .options import build_job, check_int
+from .scripts import Scripts
+
+_ADD_OPTIONS = frozenset(
+    {
+        "job_id",
+        "attempts",
+        "backoff",
+        "delay",
+        "priority",
+        "lifo",
+        "remove_on_complete",
+        "remove_on_fail",
+    }
+)
+
+
+def check_queue_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"queue name must be a string (got {type(name).__name__})")
+    if not name:
+        raise ValueError("queue name must not be empty")
+    return name
+
+
+def _check_states(states: tuple[str, ...] | list[str]) -> list[str]:
+    for state in states:
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r} (states: {', '.join(STATES)})")
+    return list(states) or list(STATES)
+
+
+class Queue:
+    """A named queue of jobs in Redis, with BullMQ's key layout.
+
+    ``connection`` is a Redis URL or a ``redis.asyncio.Redis`` client; by default
+    ``MINIBULL_REDIS_URL`` or the embedded in-process server. Creating a Queue
+    touches nothing: Redis is used when you call a method.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        connection: str | Redis | None = None,
+        *,
+        prefix: str = "bull",
+        clock: Clock | None = None,
+    ) -> None:
+        self.name = check_queue_name(name)
+        self.prefix = prefix
+        self.keys = QueueKeys(self.name, prefix)
+        self.clock = clock or SystemClock()
+        self.redis, self._owns_redis = resolve(connection)
+        self.scripts = Scripts(self.redis, self.keys)
+
+    def __repr__(self) -> str:
+        return f"Queue({self.name!r}, prefix={self.prefix!r})"
+
+    async def __aenter__(self) -> Queue:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the Redis client, if the queue created it."""
+        if self._owns_redis:
+            await self.redis.aclose()
+
+    # -- adding ---------------------------------------------------------------
+
+    async def add(self, name: str, data: Any, **options: Any) -> Job:
+        """Add a job; returns it. See ``add_bulk`` for many at once.
+
+        Options: ``job_id``, ``attempts`` (runs in all, default 1), ``backoff``,
+        ``delay`` (seconds), ``priority`` (1 runs first, 0 = none), ``lifo``,
+        ``remove_on_complete`` and ``remove_on_fail``. A second add with the same
+        ``job_id`` returns the existing job and adds nothing.
+        """
+        (job,) = await self.add_bulk([{"name": name, "data": data, **options}])
+        return job
+
+    async def add_bulk(self, jobs: list[dict[str, Any]]) -> list[Job]:
+        """Add many jobs in one round trip: ``[{"name": ..., "data": ..., **options}, ...]``."""
+        if not isinstance(jobs, list):
+            raise TypeError(f"jobs must be a list of dicts (got {type(jobs).__name__})")
+        built = [self._build(index, entry) for index, entry in enumerate(jobs)]
+        if not built:
+            return []
+        now = self.clock.now()
+        results = await self.scripts.add_jobs(now, built)
+        added = []
+        for spec, (job_id, is_new) in zip(built, results):
+            if is_new:
+                added.append(self._job_as_added(job_id, spec, now))
+            else:
+                added.append(await self.get_job(job_id) or self._job_as_added(job_id, spec, now))
+        return added
+
+    @staticmethod
+    def _build(index: int, entry: Any) -> dict[str, Any]:
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise TypeError(f"jobs[{index}] must be a dict with at least a 'name' (got {entry!r})")
+        unknown = set(entry) - _ADD_OPTIONS - {"name", "data"}
+        if unknown:
+            raise TypeError(
+                f"unknown job option(s) {sorted(unknown)}; known: {sorted(_ADD_OPTIONS)}"
+            )
+        options = {key: value for key, value in entry.items() if key not in ("name", "data")}
+        return build_job(entry["name"], entry.get("data"), **options)
+
+    def _job_as_added(self, job_id: str, spec: dict[str, Any], now: int) -> Job:
+        return Job(
+            id=job_id,
+            name=spec["name"],
+            data=_loads(spec["data"]),
+            opts=_loads(spec["opts"]),
+            timestamp=now,
+            delay=spec["delay"],
+            priority=spec["priority"],
+            queue=self,
+        )
+
+    # -- looking --------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        raw = await self.redis.hgetall(self.keys.job(str(job_id)))
+        return Job.from_hash(str(job_id), raw, self) if raw else None
+
+    async def get_job_state(self, job_id: str) -> str:
+        """Which state holds the job: one of ``STATES``, or ``"unknown"``."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in STATES:
+                key = self.keys.state_key(state)
+                if state in LIST_STATES:
+                    pipe.lpos(key, job_id)
+                else:
+                    pipe.zscore(key, job_id)
+            found = await pipe.execute()
+        for state, where in zip(STATES, found):
+            if where is not None:
+                return state
+        return "unknown"
+
+    async def get_job_counts(self, *states: str) -> dict[str, int]:
+        """How many jobs are in each state (all states when none are named)."""
+        chosen = _check_states(states)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state in chosen:
+                key = self.keys.state_key(state)
+                pipe.llen(key) if state in LIST_STATES else pipe.zcard(key)
+            counts = await pipe.execute()
+        return dict(zip(chosen, map(int, counts)))
+
+    async def get_jobs(
+        self,
+        states: str | list[str] | None = None,
+        start: int = 0,
+        end: int = -1,
+        *,
+        asc: bool = False,
+    ) -> list[Job]:
+        """Jobs in the given states, newest first (``asc=True``: oldest first)."""
+        chosen = _check_states([states] if isinstance(states, str) else list(states or []))
+        ids: list[str] = []
+        for state in chosen:
+            ids.extend(await self._job_ids(state, start, end, asc))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self.keys.job(job_id))
+            raws = await pipe.execute() if ids else []
+        return [Job.from_hash(job_id, raw, self) for job_id, raw in zip(ids, raws) if raw]
+
+    async def _job_ids(self, state: str, start: int, end: int, asc: bool) -> list[str]:
+        key = self.keys.state_key(state)
+        if state in LIST_STATES:
+            # Lists get new jobs on the left, so left to right is newest first.
+            if asc:
+                ids = await self.redis.lrange(key, -(end + 1) if end >= 0 else 0, -(start + 1))
+                return list(reversed(ids))
+            return list(await self.redis.lrange(key, start, end))
+        # Sorted sets: completed/failed by finish time; delayed/prioritized by run order.
+        newest_first = state in FINISHED_STATES
+        if newest_first != asc:
+            return list(await self.redis.zrevrange(key, start, end))
+        return list(await self.redis.zrange(key, start, end))
+
+    async def wait_for_job(self, job_id: str) -> Any:
+        """Wait until a job finishes; return its value or raise ``JobFailedError``."""
+        last_event = await self._last_event_id()
+        while True:
+            outcome = await self._finished_outcome(job_id)
+            if outcome is not None:
+                return _settle(job_id, *outcome)
+            replies = await self.redis.xread({self.keys.events: last_event}, block=5000, count=200)
+            for _stream, entries in replies or []:
+                for entry_id, fields in entries:
+                    last_event = entry_id
+                    if fields.get("jobId") == job_id and fields.get("event") in FINISHED_STATES:
+                        return _settle(
+                            job_id,
+                            fields["event"],
+                            fields.get("returnvalue"),
+                            fields.get("failedReason"),
+                        )
+
+    async def _last_event_id(self) -> str:
+        last = await self.redis.xrevrange(self.keys.events, count=1)
+        return last[0][0] if last else "0-0"
+
+    async def _finished_outcome(self, job_id: str) -> tuple[str, str | None, str | None] | None:
+        raw = await self.redis.hmget(
+            self.keys.job(job_id), "finishedOn", "returnvalue", "failedReason", "name"
+        )
+        finished_on, returnvalue, failed_reason, name = raw
+        if name is None:
+            # The job is gone: removed on completion? Look for how it ended.
+            for _entry_id, fields in await self.redis.xrevrange(self.keys.events, count=10000):
+                if fields.get("jobId") == job_id and fields.get("event") in FINISHED_STATES:
+                    return fields["event"], fields.get("returnvalue"), fields.get("failedReason")
+            raise JobNotFoundError(f"job {job_id} does not exist")
+        if finished_on is None:
+            return None
+        state = (
+            "failed"
+            if await self.redis.zscore(self.keys.failed, job_id) is not None
+            else "completed"
+        )
+        return state, returnvalue, failed_reason
+
+    async def has_ready_work(self) -> bool:
+        """True when a worker could take a job now or a wake-up call is pending.
+
+        A virtual clock asks this (through its workers) before moving time on.
+        """
+        highest_due = (self.clock.now() + 1) * 0x1000 - 1
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.keys.marker)
+            pipe.hexists(self.keys.meta, "paused")
+            pipe.llen(self.keys.wait)
+            pipe.zcard(self.keys.prioritized)
+            pipe.zcount(self.keys.delayed, 0, highest_due)
+            markers, paused, waiting, prioritized, due = await pipe.execute()
+        if markers:
+            return True
+        return not paused and (waiting + prioritized + due) > 0
+
+    # -- controlling ----------------------------------------------------------
+
+    async def pause(self) -> None:
+        """Stop every worker from taking jobs (running jobs finish)."""
+        await self.scripts.pause(True)
+
+    async def resume(self) -> None:
+        """Let workers take jobs again."""
+        await self.scripts.pause(False)
+
+    async def is_paused(self) -> bool:
+        return bool(await self.redis.hexists(self.keys.meta, "paused"))
+
+    async def drain(self, delayed: bool = False) -> int:
+        """Remove the jobs waiting to run (and delayed ones if ``delayed``); returns how many."""
+        return await self.scripts.drain(delayed)
+
+    async def clean(
+        self, grace: float | timedelta, limit: int = 0, state: str = "completed"
+    ) -> list[str]:
+        """Remove up to ``limit`` (0: all) jobs in ``state`` older than ``grace`` seconds."""
+        grace_ms = to_ms(grace, "grace")
+        check_int(limit, "limit", 0)
+        _check_states([state])
+        return await self.scripts.clean(state, self.clock.now() - grace_ms, limit)
+
+    async def obliterate(self, force: bool = False) -> None:
+        """Delete the queue and all its jobs. Refuses while jobs run, unless ``force``."""
+        await self.scripts.obliterate(force)
+
+    async def retry_jobs(self, state: str = "failed", *, reset_attempts: bool = False) -> int:
+        """Move every failed (or completed) job back to wait; returns how many."""
+        if state not in FINISHED_STATES:
+            raise ValueError(f"state must be 'failed' or 'completed' (got {state!r})")
+        moved = 0
+        while batch := await self.scripts.move_jobs_to_wait(state, 1000, reset_attempts):
+            moved += batch
+        return moved
+
+
+def _settle(job_id: str, state: str, returnvalue: str | None, failed_reason: str | None) -> Any:
+    if state == "failed":
+        raise JobFailedError(job_id, failed_reason)
+    return _loads(returnvalue)

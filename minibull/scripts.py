@@ -1,0 +1,381 @@
+"""The Lua scripts of a queue: argument builders, and the thin calls that run them.
+
+Every change of a job's state is one script in ``lua/``, run atomically by
+Redis. The builders (``*_args``) are pure: they return the KEYS and ARGV a
+script gets, so you can print them. ``Scripts`` runs them: it is the only
+code in minibull that writes to Redis.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from .errors import JobNotFoundError, LockLostError
+from .keys import LIST_STATES, QueueKeys
+
+LUA_DIR = Path(__file__).parent / "lua"
+_INCLUDE = re.compile(r'^-- @include "(\w+)"$', re.MULTILINE)
+
+#: What the negative results of the scripts mean.
+ERROR_CODES = {
+    -1: "the job does not exist",
+    -2: "the job's lock is missing (it expired; another worker may have the job now)",
+    -3: "the job is not in the expected state",
+    -6: "the job's lock is held by another worker",
+}
+
+Args = tuple[list[str], list[Any]]
+
+
+def _script_path(name: str) -> Path:
+    matches = sorted(LUA_DIR.glob(f"{name}-*.lua"))
+    if len(matches) != 1:
+        raise LookupError(f"expected one script named {name}-<keys>.lua in {LUA_DIR}")
+    return matches[0]
+
+
+def _expand(source: str, seen: set[str]) -> str:
+    """Replace each ``-- @include "name"`` line with ``includes/name.lua``, once per script."""
+
+    def include(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in seen:
+            return ""
+        seen.add(name)
+        return _expand((LUA_DIR / "includes" / f"{name}.lua").read_text(), seen)
+
+    return _INCLUDE.sub(include, source)
+
+
+@functools.cache
+def script_source(name: str) -> str:
+    """The full text of a script, includes expanded, as Redis receives it."""
+    return _expand(_script_path(name).read_text(), set())
+
+
+@functools.cache
+def script_key_count(name: str) -> int:
+    """How many KEYS a script takes: the number in its file name (``moveToActive-8.lua``)."""
+    return int(_script_path(name).stem.rsplit("-", 1)[1])
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+# -- argument builders (pure) -------------------------------------------------
+
+
+def add_job_args(keys: QueueKeys, now: int, jobs: list[dict[str, Any]]) -> Args:
+    return (
+        [
+            keys.wait,
+            keys.prioritized,
+            keys.delayed,
+            keys.pc,
+            keys.marker,
+            keys.meta,
+            keys.id,
+            keys.events,
+        ],
+        [keys.job_prefix, now, _json(jobs)],
+    )
+
+
+def _ready_keys(keys: QueueKeys) -> list[str]:
+    return [
+        keys.wait,
+        keys.active,
+        keys.prioritized,
+        keys.delayed,
+        keys.pc,
+        keys.marker,
+        keys.meta,
+        keys.events,
+    ]
+
+
+def move_to_active_args(keys: QueueKeys, now: int, token: str, lock_ms: int) -> Args:
+    return _ready_keys(keys), [keys.job_prefix, now, token, lock_ms]
+
+
+def move_to_finished_args(
+    keys: QueueKeys,
+    now: int,
+    job_id: str,
+    token: str,
+    *,
+    failed: bool,
+    value: str,
+    keep: dict[str, int],
+    attempts: int,
+    fields: dict[str, str] | None = None,
+) -> Args:
+    target = "failed" if failed else "completed"
+    field = "failedReason" if failed else "returnvalue"
+    return (
+        [*_ready_keys(keys), keys.stalled, keys.key(target)],
+        [
+            keys.job_prefix,
+            now,
+            job_id,
+            token,
+            target,
+            field,
+            value,
+            _json(keep),
+            attempts,
+            _json(fields or {}),
+        ],
+    )
+
+
+def retry_job_args(
+    keys: QueueKeys, job_id: str, token: str, *, lifo: bool, fields: dict[str, str]
+) -> Args:
+    return (
+        [
+            keys.wait,
+            keys.active,
+            keys.prioritized,
+            keys.pc,
+            keys.marker,
+            keys.meta,
+            keys.events,
+            keys.stalled,
+        ],
+        [keys.job_prefix, job_id, token, "RPUSH" if lifo else "LPUSH", _json(fields)],
+    )
+
+
+def move_to_delayed_args(
+    keys: QueueKeys, now: int, job_id: str, token: str, delay_ms: int, fields: dict[str, str]
+) -> Args:
+    return (
+        [keys.active, keys.delayed, keys.marker, keys.meta, keys.events, keys.stalled],
+        [keys.job_prefix, now, job_id, token, delay_ms, _json(fields)],
+    )
+
+
+def extend_locks_args(keys: QueueKeys, locks: dict[str, str], lock_ms: int) -> Args:
+    return [keys.stalled], [keys.job_prefix, lock_ms, _json(sorted(locks.items()))]
+
+
+def move_stalled_jobs_args(
+    keys: QueueKeys, now: int, max_stalled_count: int, interval_ms: int
+) -> Args:
+    return (
+        [
+            keys.stalled,
+            keys.wait,
+            keys.active,
+            keys.stalled_check,
+            keys.meta,
+            keys.marker,
+            keys.events,
+        ],
+        [keys.job_prefix, max_stalled_count, now, interval_ms],
+    )
+
+
+def pause_args(keys: QueueKeys, paused: bool) -> Args:
+    return (
+        [keys.meta, keys.marker, keys.wait, keys.prioritized, keys.delayed, keys.events],
+        ["paused" if paused else "resumed"],
+    )
+
+
+def update_progress_args(keys: QueueKeys, job_id: str, progress_json: str) -> Args:
+    return [keys.job(job_id), keys.meta, keys.events], [job_id, progress_json]
+
+
+def add_log_args(keys: QueueKeys, job_id: str, line: str, keep: int) -> Args:
+    return [keys.job(job_id), keys.logs(job_id)], [line, keep]
+
+
+def remove_job_args(keys: QueueKeys, job_id: str) -> Args:
+    return (
+        [
+            keys.wait,
+            keys.active,
+            keys.prioritized,
+            keys.delayed,
+            keys.completed,
+            keys.failed,
+            keys.stalled,
+            keys.meta,
+            keys.events,
+        ],
+        [keys.job_prefix, job_id],
+    )
+
+
+def _requeue_keys(keys: QueueKeys, state: str) -> list[str]:
+    return [
+        keys.key(state),
+        keys.wait,
+        keys.prioritized,
+        keys.pc,
+        keys.marker,
+        keys.meta,
+        keys.events,
+    ]
+
+
+def reprocess_job_args(keys: QueueKeys, job_id: str, state: str, reset_attempts: bool) -> Args:
+    return _requeue_keys(keys, state), [keys.job_prefix, job_id, state, int(reset_attempts)]
+
+
+def move_jobs_to_wait_args(keys: QueueKeys, state: str, count: int, reset_attempts: bool) -> Args:
+    return _requeue_keys(keys, state), [keys.job_prefix, state, count, int(reset_attempts)]
+
+
+def drain_args(keys: QueueKeys, delayed: bool) -> Args:
+    return [keys.wait, keys.prioritized, keys.pc, keys.delayed], [keys.job_prefix, int(delayed)]
+
+
+def clean_args(keys: QueueKeys, state: str, cutoff: int, limit: int) -> Args:
+    kind = "list" if state in LIST_STATES else "zset"
+    finished = state in ("completed", "failed")
+    return (
+        [keys.state_key(state), keys.meta, keys.events],
+        [keys.job_prefix, kind, cutoff, limit, int(finished)],
+    )
+
+
+def obliterate_args(keys: QueueKeys, force: bool) -> Args:
+    lists = [keys.wait, keys.active, keys.key("paused")]
+    zsets = [keys.prioritized, keys.delayed, keys.completed, keys.failed]
+    return (
+        [keys.active, keys.meta],
+        [keys.job_prefix, int(force), _json(lists), _json(zsets), _json(keys.all_queue_keys())],
+    )
+
+
+# -- the calls ----------------------------------------------------------------
+
+
+def check(result: int, job_id: str, action: str) -> None:
+    """Raise for a script's negative result: a missing job, or a lost lock."""
+    if result == -1:
+        raise JobNotFoundError(f"cannot {action} job {job_id}: {ERROR_CODES[-1]}")
+    if result < 0:
+        raise LockLostError(f"cannot {action} job {job_id}: {ERROR_CODES.get(result, result)}")
+
+
+class Scripts:
+    """Runs the scripts of one queue on one Redis client."""
+
+    def __init__(self, redis: Redis, keys: QueueKeys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._registered: dict[str, Any] = {}
+
+    async def run(self, name: str, args: Args) -> Any:
+        """Run script ``name`` with (KEYS, ARGV): EVALSHA, loading it on first use."""
+        script_keys, argv = args
+        expected = script_key_count(name)
+        if len(script_keys) != expected:
+            raise ValueError(f"{name} takes {expected} keys, got {len(script_keys)}")
+        script = self._registered.get(name)
+        if script is None:
+            script = self._registered[name] = self.redis.register_script(script_source(name))
+        return await script(keys=script_keys, args=argv)
+
+    async def add_jobs(self, now: int, jobs: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+        flat = await self.run("addJob", add_job_args(self.keys, now, jobs))
+        return [(str(flat[i]), bool(int(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+    async def move_to_active(
+        self, now: int, token: str, lock_ms: int
+    ) -> tuple[str | None, dict[str, str] | None, int]:
+        """(job id, job hash, 0) for the job taken, or (None, None, next delayed due ms)."""
+        raw, job_id, next_due = await self.run(
+            "moveToActive", move_to_active_args(self.keys, now, token, lock_ms)
+        )
+        if not raw:
+            return None, None, int(next_due)
+        return str(job_id), dict(zip(raw[::2], raw[1::2])), 0
+
+    async def move_to_finished(self, job_id: str, **kwargs: Any) -> None:
+        failed = kwargs["failed"]
+        result = await self.run(
+            "moveToFinished", move_to_finished_args(self.keys, job_id=job_id, **kwargs)
+        )
+        check(result, job_id, "fail" if failed else "complete")
+
+    async def retry_job(
+        self, job_id: str, token: str, *, lifo: bool, fields: dict[str, str]
+    ) -> None:
+        result = await self.run(
+            "retryJob", retry_job_args(self.keys, job_id, token, lifo=lifo, fields=fields)
+        )
+        check(result, job_id, "retry")
+
+    async def move_to_delayed(
+        self, now: int, job_id: str, token: str, delay_ms: int, fields: dict[str, str]
+    ) -> None:
+        result = await self.run(
+            "moveToDelayed", move_to_delayed_args(self.keys, now, job_id, token, delay_ms, fields)
+        )
+        check(result, job_id, "delay")
+
+    async def extend_locks(self, locks: dict[str, str], lock_ms: int) -> list[str]:
+        """Renew the locks (job id -> token); returns the ids whose lock was lost."""
+        if not locks:
+            return []
+        return list(await self.run("extendLocks", extend_locks_args(self.keys, locks, lock_ms)))
+
+    async def move_stalled_jobs_to_wait(
+        self, now: int, max_stalled_count: int, interval_ms: int
+    ) -> list[str]:
+        args = move_stalled_jobs_args(self.keys, now, max_stalled_count, interval_ms)
+        return list(await self.run("moveStalledJobsToWait", args))
+
+    async def pause(self, paused: bool) -> None:
+        await self.run("pause", pause_args(self.keys, paused))
+
+    async def update_progress(self, job_id: str, progress_json: str) -> None:
+        result = await self.run(
+            "updateProgress", update_progress_args(self.keys, job_id, progress_json)
+        )
+        check(result, job_id, "update the progress of")
+
+    async def add_log(self, job_id: str, line: str, keep: int = 0) -> int:
+        result = await self.run("addLog", add_log_args(self.keys, job_id, line, keep))
+        check(result, job_id, "log to")
+        return int(result)
+
+    async def remove_job(self, job_id: str) -> bool:
+        """True if removed, False if a worker holds its lock."""
+        result = await self.run("removeJob", remove_job_args(self.keys, job_id))
+        check(result, job_id, "remove")
+        return result == 1
+
+    async def reprocess_job(self, job_id: str, state: str, reset_attempts: bool) -> None:
+        result = await self.run(
+            "reprocessJob", reprocess_job_args(self.keys, job_id, state, reset_attempts)
+        )
+        if result == -3:
+            raise ValueError(f"job {job_id} is not {state}, so it cannot be retried from there")
+        check(result, job_id, "retry")
+
+    async def move_jobs_to_wait(self, state: str, count: int, reset_attempts: bool) -> int:
+        args = move_jobs_to_wait_args(self.keys, state, count, reset_attempts)
+        return int(await self.run("moveJobsToWait", args))
+
+    async def drain(self, delayed: bool) -> int:
+        return int(await self.run("drain", drain_args(self.keys, delayed)))
+
+    async def clean(self, state: str, cutoff: int, limit: int) -> list[str]:
+        return list(await self.run("cleanJobsInSet", clean_args(self.keys, state, cutoff, limit)))
+
+    async def obliterate(self, force: bool) -> None:
+        if await self.run("obliterate", obliterate_args(self.keys, force)) == -2:
+            raise RuntimeError("cannot obliterate a queue with active jobs; pass force=True")

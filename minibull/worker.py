@@ -1,0 +1,435 @@
+"""Worker: takes jobs from a queue and runs a processor on them.
+
+The loop reads as the steps of the lesson: wait for a free slot, fetch the next
+job (or block on the marker until there is one), run it in the background, and
+record the outcome: completed, retried later, or failed. Two background tasks
+keep it honest: one renews the locks of running jobs, one sweeps for jobs whose
+worker died (stalled) and puts them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import traceback
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .backoff import backoff_delay
+from .clock import Clock, Timer, to_ms
+from .errors import LockLostError, UnrecoverableError
+from .job import Job
+from .options import check_int, encode_json, keep_jobs
+from .queue import Queue
+
+logger = logging.getLogger("minibull.worker")
+
+Processor = Callable[[Job], Any]
+BackoffStrategy = Callable[[int, str, BaseException, Job], float | int | timedelta]
+
+EVENTS = ("active", "completed", "failed", "progress", "stalled", "drained", "error")
+_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+_STACKTRACE_LIMIT = 10
+
+
+class Worker:
+    """Runs ``processor(job)`` for the jobs of queue ``name``; the constructor starts nothing.
+
+    Use ``async with Worker(...)``, or ``worker.start()`` then ``await worker.close()``.
+    Durations are seconds. Locks and the stalled sweep run on real time (they are
+    Redis expiries); delays and backoff follow ``clock``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        processor: Processor,
+        connection: str | Redis | None = None,
+        *,
+        concurrency: int = 1,
+        lock_duration: float | timedelta = 30,
+        stalled_interval: float | timedelta = 30,
+        max_stalled_count: int = 1,
+        backoff_strategy: BackoffStrategy | None = None,
+        prefix: str = "bull",
+        clock: Clock | None = None,
+        drain_delay: float = 5,
+    ) -> None:
+        if not callable(processor):
+            raise TypeError(f"processor must be callable (got {type(processor).__name__})")
+        if backoff_strategy is not None and not callable(backoff_strategy):
+            raise TypeError("backoff_strategy must be callable")
+        self.concurrency = check_int(concurrency, "concurrency", 1)
+        self.lock_ms = to_ms(lock_duration, "lock_duration")
+        self.stalled_interval_ms = to_ms(stalled_interval, "stalled_interval")
+        if self.lock_ms < 2 or self.stalled_interval_ms < 1:
+            raise ValueError("lock_duration and stalled_interval must be positive")
+        self.max_stalled_count = check_int(max_stalled_count, "max_stalled_count", 0)
+        self.drain_delay = to_ms(drain_delay, "drain_delay") / 1000 or 0.001
+        self.processor = processor
+        self.backoff_strategy = backoff_strategy
+        self.queue = Queue(name, connection, prefix=prefix, clock=clock)
+        self.name = name
+        self.clock: Clock = self.queue.clock
+        self.id = uuid.uuid4().hex[:12]
+        self._listeners: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+        self._jobs: dict[str, tuple[Job, str, asyncio.Task[None]]] = {}
+        self._tokens = 0
+        self._state = "new"  # new -> running -> closing -> closed
+        self._paused = False
+        self._parked = False
+        self._waiting_task: asyncio.Task[Any] | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._run_task: asyncio.Task[None] | None = None
+        self._closed: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"Worker({self.name!r}, concurrency={self.concurrency}, state={self._state!r})"
+
+    # -- public control -------------------------------------------------------
+
+    def on(self, event: str, callback: Callable[..., Any]) -> None:
+        """Call ``callback`` on ``event`` (sync or async); see ``EVENTS``."""
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r} (events: {', '.join(EVENTS)})")
+        self._listeners[event].append(callback)
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the worker in the background on the running event loop."""
+        if self._run_task is None:
+            self._run_task = asyncio.get_running_loop().create_task(self.run())
+        return self._run_task
+
+    async def __aenter__(self) -> Worker:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    async def run(self) -> None:
+        """Take and run jobs until ``close()`` is called."""
+        if self._state != "new":
+            raise RuntimeError(f"a worker runs once (this one is {self._state})")
+        self._state = "running"
+        self._closed = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self.clock.add_actor(self)
+        helpers = [
+            asyncio.create_task(self._renew_locks_forever()),
+            asyncio.create_task(self._check_stalled_forever()),
+        ]
+        try:
+            await self._main_loop()
+        finally:
+            self._state = "closing"
+            await self._wait_for_running_jobs()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self.clock.remove_actor(self)
+            await self.queue.close()
+            self._state = "closed"
+            self._closed.set()
+
+    async def close(self, force: bool = False) -> None:
+        """Stop taking jobs and wait for the running ones (``force``: cancel them)."""
+        if self._state == "new":
+            self._state = "closed"
+            await self.queue.close()
+            return
+        if self._state == "running":
+            self._state = "closing"
+        self._wake()
+        if force:
+            for _job, _token, task in list(self._jobs.values()):
+                task.cancel()
+        assert self._closed is not None
+        await self._closed.wait()
+        if self._run_task is not None and self._run_task.done() and not self._run_task.cancelled():
+            self._run_task.result()  # re-raise a crash of the loop, if any
+
+    async def pause(self) -> None:
+        """Stop this worker taking new jobs (its running jobs finish)."""
+        self._paused = True
+        self._wake()
+
+    async def resume(self) -> None:
+        """Let this worker take jobs again."""
+        self._paused = False
+        self._wake()
+
+    # -- the loop -------------------------------------------------------------
+
+    async def _main_loop(self) -> None:
+        assert self._slots is not None
+        while self._state == "running":
+            await self._slots.acquire()
+            job = await self._next_job()
+            if job is None:
+                self._slots.release()
+                continue
+            self._start_job(job)
+
+    async def _next_job(self) -> tuple[Job, str] | None:
+        """The next job and its lock token, waiting for one if needed (None: closing)."""
+        while self._state == "running":
+            if self._paused:
+                await self._wait_for_wakeup()
+                continue
+            token = self._next_token()
+            try:
+                job_id, raw, next_due = await self.queue.scripts.move_to_active(
+                    self.clock.now(), token, self.lock_ms
+                )
+            except _CONNECTION_ERRORS as exc:
+                await self._lost_connection(exc)
+                continue
+            if job_id is not None and raw is not None:
+                return Job.from_hash(job_id, raw, self.queue), token
+            await self._wait_for_work(next_due or None)
+        return None
+
+    async def _wait_for_work(self, next_due: int | None) -> None:
+        """Block on the marker until a job may be ready (or a delayed one falls due)."""
+        if not self._jobs:
+            await self._emit("drained")
+        timer: Timer | None = None
+        if next_due is not None:
+            timer = self.clock.call_at(next_due, self._wake)
+        timeout = self.clock.block_timeout(next_due, self.drain_delay)
+        blocking = self.queue.redis.bzpopmin(self.queue.keys.marker, timeout)
+        try:
+            await self._wait_for_wakeup(blocking)
+        except _CONNECTION_ERRORS as exc:
+            await self._lost_connection(exc)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def _wait_for_wakeup(self, blocking: Awaitable[Any] | None = None) -> None:
+        """Wait for ``blocking`` (a BZPOPMIN) or a local wake-up, whichever comes first."""
+        assert self._wakeup is not None
+        self._wakeup.clear()
+        self._parked = True
+        waiters = {asyncio.ensure_future(self._wakeup.wait())}
+        if blocking is not None:
+            self._waiting_task = asyncio.ensure_future(blocking)
+            waiters.add(self._waiting_task)
+        try:
+            done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            for task in done:
+                task.result()
+        finally:
+            self._parked = False
+            self._waiting_task = None
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _next_token(self) -> str:
+        self._tokens += 1
+        return f"{self.id}:{self._tokens}"
+
+    def _start_job(self, taken: tuple[Job, str]) -> None:
+        job, token = taken
+        job._on_progress = self._on_progress  # type: ignore[attr-defined]
+        task = asyncio.create_task(self._run_job(job, token))
+        self._jobs[job.id] = (job, token, task)
+
+        def finished(_: asyncio.Task[None]) -> None:
+            self._jobs.pop(job.id, None)
+            assert self._slots is not None
+            self._slots.release()
+
+        task.add_done_callback(finished)
+
+    async def _wait_for_running_jobs(self) -> None:
+        tasks = [task for _job, _token, task in self._jobs.values()]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- one job --------------------------------------------------------------
+
+    async def _run_job(self, job: Job, token: str) -> None:
+        await self._emit("active", job)
+        try:
+            if job.deferred_failure:
+                raise UnrecoverableError(job.deferred_failure)
+            result = await self._call_processor(job)
+            returnvalue = encode_json(result, "the processor's return value")
+        except asyncio.CancelledError:
+            raise  # force-closed: the job stays active and will be recovered as stalled
+        except Exception as error:
+            await self._finish(self._record_failure, job, token, error)
+        else:
+            await self._finish(self._record_completion, job, token, result, returnvalue)
+
+    async def _call_processor(self, job: Job) -> Any:
+        if inspect.iscoroutinefunction(self.processor):
+            return await self.processor(job)
+        result = await asyncio.to_thread(self.processor, job)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    async def _finish(self, record: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Record an outcome, retrying through lost connections; a lost lock is reported."""
+        delay = 0.05
+        while True:
+            try:
+                await record(*args)
+                return
+            except LockLostError as exc:
+                await self._emit("error", exc)
+                return
+            except _CONNECTION_ERRORS as exc:
+                await self._emit("error", exc)
+                if self._state == "closed":
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _record_completion(self, job: Job, token: str, result: Any, returnvalue: str) -> None:
+        now = self.clock.now()
+        await self.queue.scripts.move_to_finished(
+            job.id,
+            now=now,
+            token=token,
+            failed=False,
+            value=returnvalue,
+            keep=keep_jobs(job.opts.get("removeOnComplete")),
+            attempts=job.attempts,
+        )
+        job.attempts_made += 1
+        job.returnvalue, job.finished_on = result, now
+        await self._emit("completed", job, result)
+
+    async def _record_failure(self, job: Job, token: str, error: BaseException) -> None:
+        reason = str(error) or type(error).__name__
+        stack = "".join(traceback.format_exception(error)).rstrip()
+        job.stacktrace = (job.stacktrace + [stack])[-_STACKTRACE_LIMIT:]
+        fields = {"failedReason": reason, "stacktrace": encode_json(job.stacktrace, "stacktrace")}
+        delay = self._retry_delay(job, error)
+        scripts, now = self.queue.scripts, self.clock.now()
+        if delay is None:
+            await scripts.move_to_finished(
+                job.id,
+                now=now,
+                token=token,
+                failed=True,
+                value=reason,
+                keep=keep_jobs(job.opts.get("removeOnFail")),
+                attempts=job.attempts,
+                fields={"stacktrace": fields["stacktrace"]},
+            )
+            job.finished_on = now
+        elif delay == 0:
+            await scripts.retry_job(job.id, token, lifo=bool(job.opts.get("lifo")), fields=fields)
+        else:
+            await scripts.move_to_delayed(now, job.id, token, delay, fields)
+        job.attempts_made += 1
+        job.failed_reason = reason
+        await self._emit("failed", job, error)
+
+    def _retry_delay(self, job: Job, error: BaseException) -> int | None:
+        """Milliseconds until the next attempt, or None to fail the job for good."""
+        if isinstance(error, UnrecoverableError) or job.attempts_made + 1 >= job.attempts:
+            return None
+        backoff = job.opts.get("backoff")
+        attempt = job.attempts_made + 1
+        rng = random.Random(f"{self.queue.keys.job(job.id)}:{attempt}")
+        delay = backoff_delay(backoff, attempt, rng)
+        if delay is not None:
+            return delay
+        kind = backoff.get("type") if isinstance(backoff, dict) else backoff
+        if self.backoff_strategy is None:
+            logger.warning(
+                "job %s has backoff type %r but the worker has no backoff_strategy", job.id, kind
+            )
+            return None
+        seconds = self.backoff_strategy(attempt, kind, error, job)
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds < 0:
+            return None
+        return to_ms(seconds, "the backoff_strategy's result")
+
+    async def _on_progress(self, job: Job, value: Any) -> None:
+        await self._emit("progress", job, value)
+
+    # -- keeping locks and finding stalled jobs -------------------------------
+
+    async def _renew_locks_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lock_ms / 2000)
+            locks = {job_id: token for job_id, (_job, token, _task) in self._jobs.items()}
+            try:
+                lost = await self.queue.scripts.extend_locks(locks, self.lock_ms)
+            except _CONNECTION_ERRORS as exc:
+                await self._emit("error", exc)
+                continue
+            for job_id in lost:
+                await self._emit("error", LockLostError(f"lost the lock of job {job_id}"))
+
+    async def _check_stalled_forever(self) -> None:
+        while True:
+            try:
+                recovered = await self.queue.scripts.move_stalled_jobs_to_wait(
+                    self.clock.now(), self.max_stalled_count, self.stalled_interval_ms
+                )
+            except _CONNECTION_ERRORS as exc:
+                await self._emit("error", exc)
+                recovered = []
+            for job_id in recovered:
+                await self._emit("stalled", job_id)
+            await asyncio.sleep(self.stalled_interval_ms / 1000)
+
+    # -- events and errors ----------------------------------------------------
+
+    async def _emit(self, event: str, *args: Any) -> None:
+        """Call the listeners of ``event``; a failing listener is reported on ``error``."""
+        for callback in list(self._listeners.get(event, ())):
+            try:
+                result = callback(*args)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                if event == "error":
+                    logger.exception("an 'error' listener failed")
+                else:
+                    await self._emit("error", exc)
+        if event == "error" and not self._listeners.get("error"):
+            logger.warning("worker %s: %s", self.name, args[0] if args else "error")
+
+    async def _lost_connection(self, exc: BaseException) -> None:
+        await self._emit("error", exc)
+        await asyncio.sleep(min(self.drain_delay, 1.0))
+
+    async def is_idle(self) -> bool:
+        """For a virtual clock: True when nothing here can move until time advances."""
+        if self._jobs or (self._state == "running" and not self._parked):
+            return False
+        if self._paused or self._state != "running":
+            return True
+        waiting = self._waiting_task
+        if waiting is not None and waiting.done():
+            return False
+        return not await self.queue.has_ready_work()
