@@ -57,7 +57,7 @@ def check_job_id(job_id: Any) -> str:
 
 
 def normalize_keep(value: Any, name: str) -> bool | int | dict[str, int]:
-    """``remove_on_complete``/``remove_on_fail``: True, False, a count to keep, or {"age", "count"}."""
+    """``remove_on_*``: True, False, a count to keep, or {"age": seconds, "count": n}."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int):

@@ -104,7 +104,7 @@ class Queue:
         now = self.clock.now()
         results = await self.scripts.add_jobs(now, built)
         added = []
-        for spec, (job_id, is_new) in zip(built, results):
+        for spec, (job_id, is_new) in zip(built, results, strict=True):
             if is_new:
                 added.append(self._job_as_added(job_id, spec, now))
             else:
@@ -152,7 +152,7 @@ class Queue:
                 else:
                     pipe.zscore(key, job_id)
             found = await pipe.execute()
-        for state, where in zip(STATES, found):
+        for state, where in zip(STATES, found, strict=True):
             if where is not None:
                 return state
         return "unknown"
@@ -165,7 +165,7 @@ class Queue:
                 key = self.keys.state_key(state)
                 pipe.llen(key) if state in LIST_STATES else pipe.zcard(key)
             counts = await pipe.execute()
-        return dict(zip(chosen, map(int, counts)))
+        return dict(zip(chosen, map(int, counts), strict=True))
 
     async def get_jobs(
         self,
@@ -184,7 +184,9 @@ class Queue:
             for job_id in ids:
                 pipe.hgetall(self.keys.job(job_id))
             raws = await pipe.execute() if ids else []
-        return [Job.from_hash(job_id, raw, self) for job_id, raw in zip(ids, raws) if raw]
+        return [
+            Job.from_hash(job_id, raw, self) for job_id, raw in zip(ids, raws, strict=True) if raw
+        ]
 
     async def _job_ids(self, state: str, start: int, end: int, asc: bool) -> list[str]:
         key = self.keys.state_key(state)

@@ -301,7 +301,7 @@ class Scripts:
         )
         if not raw:
             return None, None, int(next_due)
-        return str(job_id), dict(zip(raw[::2], raw[1::2])), 0
+        return str(job_id), dict(zip(raw[::2], raw[1::2], strict=True)), 0
 
     async def move_to_finished(self, job_id: str, **kwargs: Any) -> None:
         failed = kwargs["failed"]
