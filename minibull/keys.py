@@ -110,6 +110,11 @@ class QueueKeys:
     def events(self) -> str:
         return self.key("events")
 
+    def worker_wakeup(self, worker_id: str) -> str:
+        """A zset only one worker blocks on (beside the marker), so it can be woken
+        without cancelling its blocking call. minibull's own; empty, so gone, most of the time."""
+        return self.key(f"wakeup:{worker_id}")
+
     def all_queue_keys(self) -> list[str]:
         """Every queue-level key (not the job hashes)."""
         return [self.key(suffix) for suffix in QUEUE_KEYS]

@@ -81,6 +81,7 @@ class Worker:
         self.name = name
         self.clock: Clock = self.queue.clock
         self.id = uuid.uuid4().hex[:12]
+        self._wakeup_key = self.queue.keys.worker_wakeup(self.id)
         self._listeners: dict[str, list[Callable[..., Any]]] = defaultdict(list)
         self._jobs: dict[str, tuple[Job, str, asyncio.Task[None]]] = {}
         self._tokens = 0
@@ -107,7 +108,8 @@ class Worker:
     def start(self) -> asyncio.Task[None]:
         """Run the worker in the background on the running event loop."""
         if self._run_task is None:
-            self._run_task = asyncio.get_running_loop().create_task(self.run())
+            self._begin()
+            self._run_task = asyncio.get_running_loop().create_task(self._run_loop())
         return self._run_task
 
     async def __aenter__(self) -> Worker:
@@ -123,6 +125,10 @@ class Worker:
 
     async def run(self) -> None:
         """Take and run jobs until ``close()`` is called."""
+        self._begin()
+        await self._run_loop()
+
+    def _begin(self) -> None:
         if self._state != "new":
             raise RuntimeError(f"a worker runs once (this one is {self._state})")
         self._state = "running"
@@ -130,6 +136,8 @@ class Worker:
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(self.concurrency)
         self.clock.add_actor(self)
+
+    async def _run_loop(self) -> None:
         helpers = [
             asyncio.create_task(self._renew_locks_forever()),
             asyncio.create_task(self._check_stalled_forever()),
@@ -142,9 +150,11 @@ class Worker:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            await self._forget_wakeup_key()
             self.clock.remove_actor(self)
             await self.queue.close()
             self._state = "closed"
+            assert self._closed is not None
             self._closed.set()
 
     async def close(self, force: bool = False) -> None:
@@ -213,34 +223,52 @@ class Worker:
         if next_due is not None:
             timer = self.clock.call_at(next_due, self._wake)
         timeout = self.clock.block_timeout(next_due, self.drain_delay)
-        blocking = self.queue.redis.bzpopmin(self.queue.keys.marker, timeout)
         try:
-            await self._wait_for_wakeup(blocking)
+            await self._wait_for_wakeup(
+                lambda: self.queue.redis.bzpopmin(
+                    [self.queue.keys.marker, self._wakeup_key], timeout
+                )
+            )
         except _CONNECTION_ERRORS as exc:
             await self._lost_connection(exc)
         finally:
             if timer is not None:
                 timer.cancel()
 
-    async def _wait_for_wakeup(self, blocking: Awaitable[Any] | None = None) -> None:
-        """Wait for ``blocking`` (a BZPOPMIN) or a local wake-up, whichever comes first."""
+    async def _wait_for_wakeup(self, blocking: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Wait for ``blocking()`` (a BZPOPMIN) or a local wake-up, whichever comes first.
+
+        A wake-up that arrived while we were busy is not lost: it ends this wait at once.
+        A blocking call is never cancelled (a cancelled BZPOPMIN can still pop a marker
+        meant for someone else); a local wake-up ends it by writing to our own wake-up key.
+        """
         assert self._wakeup is not None
-        self._wakeup.clear()
+        if self._wakeup.is_set() or self._state != "running":
+            self._wakeup.clear()
+            return
         self._parked = True
-        waiters = {asyncio.ensure_future(self._wakeup.wait())}
-        if blocking is not None:
-            self._waiting_task = asyncio.ensure_future(blocking)
-            waiters.add(self._waiting_task)
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        self._waiting_task = asyncio.ensure_future(blocking()) if blocking else None
         try:
-            done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            for task in done:
-                task.result()
+            waiters = {woken, self._waiting_task} - {None}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if self._waiting_task is not None:
+                if not self._waiting_task.done():
+                    await self._end_blocking_wait(self._waiting_task)
+                self._waiting_task.result()
         finally:
+            woken.cancel()
             self._parked = False
             self._waiting_task = None
+            self._wakeup.clear()
+
+    async def _end_blocking_wait(self, waiting: asyncio.Future[Any]) -> None:
+        try:
+            await self.queue.redis.zadd(self._wakeup_key, {"0": 0})
+            await asyncio.wait_for(asyncio.shield(waiting), timeout=5)
+        except (*_CONNECTION_ERRORS, asyncio.TimeoutError):
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
 
     def _wake(self) -> None:
         if self._wakeup is not None:
@@ -419,6 +447,12 @@ class Worker:
         if event == "error" and not self._listeners.get("error"):
             logger.warning("worker %s: %s", self.name, args[0] if args else "error")
 
+    async def _forget_wakeup_key(self) -> None:
+        try:
+            await self.queue.redis.delete(self._wakeup_key)
+        except _CONNECTION_ERRORS as exc:
+            await self._emit("error", exc)
+
     async def _lost_connection(self, exc: BaseException) -> None:
         await self._emit("error", exc)
         await asyncio.sleep(min(self.drain_delay, 1.0))
@@ -429,6 +463,8 @@ class Worker:
             return False
         if self._paused or self._state != "running":
             return True
+        if self._wakeup is not None and self._wakeup.is_set():
+            return False
         waiting = self._waiting_task
         if waiting is not None and waiting.done():
             return False

@@ -62,9 +62,7 @@ async def run_failing_job(queue, make_worker, clock, fail_times, advance, **opti
 
 
 async def test_fixed_backoff_on_virtual_time(queue, make_worker, clock):
-    runs, job = await run_failing_job(
-        queue, make_worker, clock, 2, 3600, attempts=3, backoff=600
-    )
+    runs, job = await run_failing_job(queue, make_worker, clock, 2, 3600, attempts=3, backoff=600)
     assert runs == [(0, 0), (600, 1), (1200, 2)]
     assert job.returnvalue == "done" and job.attempts_made == 3
     assert await job.get_state() == "completed"
@@ -171,9 +169,7 @@ async def test_unrecoverable_error_fails_at_once(queue, make_worker, clock):
 async def test_exhausted_attempts_end_in_failed_with_reason_and_stacktraces(
     queue, make_worker, clock
 ):
-    runs, job = await run_failing_job(
-        queue, make_worker, clock, 10, 3600, attempts=3, backoff=0
-    )
+    runs, job = await run_failing_job(queue, make_worker, clock, 10, 3600, attempts=3, backoff=0)
     assert [attempt for _, attempt in runs] == [0, 1, 2]
     assert await job.get_state() == "failed"
     assert job.failed_reason == "failure 3" and job.attempts_made == 3
