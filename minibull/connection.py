@@ -11,6 +11,9 @@ import os
 
 import fakeredis
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
 
 ENV_VAR = "MINIBULL_REDIS_URL"
 
@@ -34,8 +37,21 @@ def connect(url: str | None = None) -> Redis:
     """An async Redis client: for ``url``, else ``MINIBULL_REDIS_URL``, else the embedded server."""
     url = url or redis_url()
     if url:
-        return Redis.from_url(url, decode_responses=True)
+        return Redis.from_url(url, decode_responses=True, retry=_reconnect_retry())
     return fakeredis.FakeAsyncRedis(server=embedded_server(), decode_responses=True)
+
+
+def _reconnect_retry() -> Retry:
+    """Retry a command on a fresh connection when the old one broke (e.g. Redis restarted).
+
+    A command whose reply was lost may run twice: at-least-once, like the rest of
+    the queue (give jobs a ``job_id`` to make a repeated add harmless).
+    """
+    return Retry(
+        ExponentialBackoff(cap=0.5, base=0.05),
+        2,
+        supported_errors=(ConnectionError, TimeoutError, OSError),
+    )
 
 
 def resolve(connection: str | Redis | None) -> tuple[Redis, bool]:
