@@ -195,7 +195,7 @@ class RealServer:
 
 
 async def test_worker_survives_a_lost_connection(prefix):
-    """Embedded: the fake server goes offline. Real: our own redis-server is killed and restarted."""
+    """Embedded: the fake server goes offline. Real: our own redis-server is killed, restarted."""
     if redis_url():
         if shutil.which("redis-server") is None:
             pytest.fail("redis-server is needed for this test on the real-Redis backend")
