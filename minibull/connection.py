@@ -17,6 +17,9 @@ from redis.exceptions import ConnectionError, TimeoutError
 
 ENV_VAR = "MINIBULL_REDIS_URL"
 
+#: Seconds a reply may take on our own connections; blocking calls stay well below it.
+SOCKET_TIMEOUT = 30.0
+
 _embedded: fakeredis.FakeServer | None = None
 
 
@@ -37,7 +40,13 @@ def connect(url: str | None = None) -> Redis:
     """An async Redis client: for ``url``, else ``MINIBULL_REDIS_URL``, else the embedded server."""
     url = url or redis_url()
     if url:
-        return Redis.from_url(url, decode_responses=True, retry=_reconnect_retry())
+        return Redis.from_url(
+            url,
+            decode_responses=True,
+            retry=_reconnect_retry(),
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_keepalive=True,
+        )
     return fakeredis.FakeAsyncRedis(server=embedded_server(), decode_responses=True)
 
 
@@ -69,3 +78,12 @@ def resolve(connection: str | Redis | None) -> tuple[Redis, bool]:
     pool = connection.connection_pool
     kwargs = {**pool.connection_kwargs, "decode_responses": True}
     return Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs)), True
+
+
+def blocking_limit(redis: Redis, wanted: float) -> float:
+    """How long a blocking command (BZPOPMIN, XREAD BLOCK) may wait on this client:
+    ``wanted``, cut to stay under the client's socket timeout (redis-py's default is 5 s)."""
+    socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+    if socket_timeout:
+        return max(0.001, min(wanted, socket_timeout * 0.8))
+    return wanted

@@ -11,7 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .connection import resolve
+from .connection import blocking_limit, resolve
 from .keys import QueueKeys
 from .queue import check_queue_name
 
@@ -52,7 +52,7 @@ class QueueEvents:
         self.keys = QueueKeys(self.name, prefix)
         self.redis, self._owns_redis = resolve(connection)
         self.last_event_id = last_event_id
-        self.block_ms = max(1, int(block * 1000))
+        self.block_ms = max(1, int(blocking_limit(self.redis, block) * 1000))
         self._listeners: dict[str, list[Callable[..., Any]]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
         self._closed = False

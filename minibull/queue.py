@@ -8,7 +8,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from .clock import Clock, SystemClock, to_ms
-from .connection import resolve
+from .connection import blocking_limit, resolve
 from .errors import JobFailedError, JobNotFoundError
 from .job import FINISHED_STATES, STATES, Job, _loads
 from .keys import LIST_STATES, QueueKeys
@@ -209,7 +209,10 @@ class Queue:
             outcome = await self._finished_outcome(job_id)
             if outcome is not None:
                 return _settle(job_id, *outcome)
-            replies = await self.redis.xread({self.keys.events: last_event}, block=5000, count=200)
+            block_ms = int(blocking_limit(self.redis, 5.0) * 1000)
+            replies = await self.redis.xread(
+                {self.keys.events: last_event}, block=block_ms, count=200
+            )
             for _stream, entries in replies or []:
                 for entry_id, fields in entries:
                     last_event = entry_id

@@ -101,8 +101,10 @@ def _ready_keys(keys: QueueKeys) -> list[str]:
     ]
 
 
-def move_to_active_args(keys: QueueKeys, now: int, token: str, lock_ms: int) -> Args:
-    return _ready_keys(keys), [keys.job_prefix, now, token, lock_ms]
+def move_to_active_args(
+    keys: QueueKeys, now: int, token: str, lock_ms: int, worker_id: str = ""
+) -> Args:
+    return _ready_keys(keys), [keys.job_prefix, now, token, lock_ms, worker_id or token]
 
 
 def move_to_finished_args(
@@ -137,7 +139,13 @@ def move_to_finished_args(
 
 
 def retry_job_args(
-    keys: QueueKeys, job_id: str, token: str, *, lifo: bool, fields: dict[str, str]
+    keys: QueueKeys,
+    job_id: str,
+    token: str,
+    *,
+    lifo: bool,
+    fields: dict[str, str],
+    now: int | None = None,
 ) -> Args:
     return (
         [
@@ -150,7 +158,14 @@ def retry_job_args(
             keys.events,
             keys.stalled,
         ],
-        [keys.job_prefix, job_id, token, "RPUSH" if lifo else "LPUSH", _json(fields)],
+        [
+            keys.job_prefix,
+            job_id,
+            token,
+            "RPUSH" if lifo else "LPUSH",
+            _json(fields),
+            "" if now is None else now,
+        ],
     )
 
 
@@ -293,11 +308,11 @@ class Scripts:
         return [(str(flat[i]), bool(int(flat[i + 1]))) for i in range(0, len(flat), 2)]
 
     async def move_to_active(
-        self, now: int, token: str, lock_ms: int
+        self, now: int, token: str, lock_ms: int, worker_id: str = ""
     ) -> tuple[str | None, dict[str, str] | None, int]:
         """(job id, job hash, 0) for the job taken, or (None, None, next delayed due ms)."""
         raw, job_id, next_due = await self.run(
-            "moveToActive", move_to_active_args(self.keys, now, token, lock_ms)
+            "moveToActive", move_to_active_args(self.keys, now, token, lock_ms, worker_id)
         )
         if not raw:
             return None, None, int(next_due)
@@ -311,11 +326,16 @@ class Scripts:
         check(result, job_id, "fail" if failed else "complete")
 
     async def retry_job(
-        self, job_id: str, token: str, *, lifo: bool, fields: dict[str, str]
+        self,
+        job_id: str,
+        token: str,
+        *,
+        lifo: bool,
+        fields: dict[str, str],
+        now: int | None = None,
     ) -> None:
-        result = await self.run(
-            "retryJob", retry_job_args(self.keys, job_id, token, lifo=lifo, fields=fields)
-        )
+        args = retry_job_args(self.keys, job_id, token, lifo=lifo, fields=fields, now=now)
+        result = await self.run("retryJob", args)
         check(result, job_id, "retry")
 
     async def move_to_delayed(

@@ -26,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .backoff import backoff_delay
 from .clock import Clock, Timer, to_ms
+from .connection import blocking_limit
 from .errors import LockLostError, UnrecoverableError
 from .job import Job
 from .options import check_int, encode_json, keep_jobs
@@ -90,6 +91,7 @@ class Worker:
         self._parked = False
         self._waiting_task: asyncio.Task[Any] | None = None
         self._wakeup: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._closed: asyncio.Event | None = None
@@ -134,21 +136,24 @@ class Worker:
         self._state = "running"
         self._closed = asyncio.Event()
         self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(self.concurrency)
         self.clock.add_actor(self)
 
     async def _run_loop(self) -> None:
         helpers = [
-            asyncio.create_task(self._renew_locks_forever()),
-            asyncio.create_task(self._check_stalled_forever()),
+            asyncio.create_task(self._renew_locks_while_running()),
+            asyncio.create_task(self._check_stalled_while_running()),
         ]
         try:
             await self._main_loop()
         finally:
             self._state = "closing"
+            assert self._stopping is not None
+            self._stopping.set()
             await self._wait_for_running_jobs()
-            for helper in helpers:
-                helper.cancel()
+            # The helpers stop at their next step; they are not cancelled, because a
+            # cancellation that lands inside a Redis call can be swallowed by the client.
             await asyncio.gather(*helpers, return_exceptions=True)
             await self._forget_wakeup_key()
             self.clock.remove_actor(self)
@@ -166,6 +171,8 @@ class Worker:
         if self._state == "running":
             self._state = "closing"
         self._wake()
+        if self._stopping is not None:
+            self._stopping.set()
         if force:
             for _job, _token, task in list(self._jobs.values()):
                 task.cancel()
@@ -205,13 +212,13 @@ class Worker:
             token = self._next_token()
             try:
                 job_id, raw, next_due = await self.queue.scripts.move_to_active(
-                    self.clock.now(), token, self.lock_ms
+                    self.clock.now(), token, self.lock_ms, self.id
                 )
-            except _CONNECTION_ERRORS as exc:
+            except Exception as exc:  # a lost connection, or a bug: report, pause, go on
                 await self._lost_connection(exc)
                 continue
             if job_id is not None and raw is not None:
-                return Job.from_hash(job_id, raw, self.queue), token
+                return self._read_job(job_id, raw), token
             await self._wait_for_work(next_due or None)
         return None
 
@@ -222,7 +229,9 @@ class Worker:
         timer: Timer | None = None
         if next_due is not None:
             timer = self.clock.call_at(next_due, self._wake)
-        timeout = self.clock.block_timeout(next_due, self.drain_delay)
+        timeout = self.clock.block_timeout(
+            next_due, blocking_limit(self.queue.redis, self.drain_delay)
+        )
         try:
             await self._wait_for_wakeup(
                 lambda: self.queue.redis.bzpopmin(
@@ -273,6 +282,15 @@ class Worker:
     def _wake(self) -> None:
         if self._wakeup is not None:
             self._wakeup.set()
+
+    def _read_job(self, job_id: str, raw: dict[str, str]) -> Job:
+        """The job taken; a hash that cannot be read becomes a job that fails with the reason."""
+        try:
+            return Job.from_hash(job_id, raw, self.queue)
+        except (ValueError, TypeError) as exc:
+            job = Job(id=job_id, name=str(raw.get("name", "")), queue=self.queue)
+            job.deferred_failure = f"the job's hash cannot be read: {exc}"
+            return job
 
     def _next_token(self) -> str:
         self._tokens += 1
@@ -372,7 +390,8 @@ class Worker:
             )
             job.finished_on = now
         elif delay == 0:
-            await scripts.retry_job(job.id, token, lifo=bool(job.opts.get("lifo")), fields=fields)
+            lifo = bool(job.opts.get("lifo"))
+            await scripts.retry_job(job.id, token, lifo=lifo, fields=fields, now=now)
         else:
             await scripts.move_to_delayed(now, job.id, token, delay, fields)
         job.attempts_made += 1
@@ -405,9 +424,8 @@ class Worker:
 
     # -- keeping locks and finding stalled jobs -------------------------------
 
-    async def _renew_locks_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.lock_ms / 2000)
+    async def _renew_locks_while_running(self) -> None:
+        while await self._sleep_unless_stopping(self.lock_ms / 2000):
             locks = {job_id: token for job_id, (_job, token, _task) in self._jobs.items()}
             try:
                 lost = await self.queue.scripts.extend_locks(locks, self.lock_ms)
@@ -417,8 +435,8 @@ class Worker:
             for job_id in lost:
                 await self._emit("error", LockLostError(f"lost the lock of job {job_id}"))
 
-    async def _check_stalled_forever(self) -> None:
-        while True:
+    async def _check_stalled_while_running(self) -> None:
+        while self._state == "running":
             try:
                 recovered = await self.queue.scripts.move_stalled_jobs_to_wait(
                     self.clock.now(), self.max_stalled_count, self.stalled_interval_ms
@@ -428,7 +446,17 @@ class Worker:
                 recovered = []
             for job_id in recovered:
                 await self._emit("stalled", job_id)
-            await asyncio.sleep(self.stalled_interval_ms / 1000)
+            await self._sleep_unless_stopping(self.stalled_interval_ms / 1000)
+
+    async def _sleep_unless_stopping(self, seconds: float) -> bool:
+        """Sleep (real time); return early, and False, once the worker is closing."""
+        assert self._stopping is not None
+        if self._state == "running":
+            try:
+                await asyncio.wait_for(self._stopping.wait(), seconds)
+            except asyncio.TimeoutError:
+                pass
+        return self._state == "running"
 
     # -- events and errors ----------------------------------------------------
 
@@ -454,6 +482,7 @@ class Worker:
             await self._emit("error", exc)
 
     async def _lost_connection(self, exc: BaseException) -> None:
+        """Report an error of the loop and wait a little before trying again."""
         await self._emit("error", exc)
         await asyncio.sleep(min(self.drain_delay, 1.0))
 

@@ -9,9 +9,11 @@
   ARGV[2] now (epoch ms)
   ARGV[3] lock token
   ARGV[4] lock duration (ms)
+  ARGV[5] worker id (stored as "pb", processed by, as BullMQ does)
   Output: {job hash as a flat list, job id, 0} when a job was taken,
           else {0, 0, when the next delayed job is due in ms (0: none)}.
-  Events: waiting (for promoted jobs), active.
+  Events: waiting (for promoted jobs), active (with "ts", the clock's now, and "worker";
+          minibull's additions, for job timelines on virtual time).
 ]]
 local rcall = redis.call
 -- @include "isQueuePaused"
@@ -48,9 +50,10 @@ end
 
 local jobKey = prefix .. jobId
 rcall("SET", jobKey .. ":lock", ARGV[3], "PX", ARGV[4])
-rcall("HSET", jobKey, "processedOn", now)
+rcall("HSET", jobKey, "processedOn", now, "pb", ARGV[5])
 rcall("HINCRBY", jobKey, "ats", 1)
-emitEvent(eventsKey, metaKey, "active", "jobId", jobId, "prev", "waiting")
+emitEvent(eventsKey, metaKey, "active", "jobId", jobId, "prev", "waiting", "ts", now,
+          "worker", ARGV[5])
 -- More work left: wake another idle worker.
 if rcall("LLEN", waitKey) > 0 or rcall("ZCARD", prioritizedKey) > 0 then
   rcall("ZADD", markerKey, 0, "0")

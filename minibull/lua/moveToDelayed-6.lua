@@ -11,7 +11,7 @@
   ARGV[5] delay (ms)
   ARGV[6] JSON object of job fields to set (failedReason, stacktrace)
   Output: 0, or -1 no such job, -2 lock missing, -3 not active, -6 lock held by another worker.
-  Events: delayed (with the due time in ms).
+  Events: delayed (with the due time in ms, and "ts", the clock's now).
 ]]
 local rcall = redis.call
 -- @include "removeLock"
@@ -40,6 +40,7 @@ local score, due = getDelayedScore(delayedKey, ARGV[2], delay)
 rcall("HINCRBY", jobKey, "atm", 1)
 rcall("HSET", jobKey, "delay", delay)
 rcall("ZADD", delayedKey, score, jobId)
-emitEvent(eventsKey, metaKey, "delayed", "jobId", jobId, "delay", due)
+emitEvent(eventsKey, metaKey, "delayed", "jobId", jobId, "delay", due, "prev", "active",
+          "ts", ARGV[2])
 addDelayMarker(markerKey, delayedKey)
 return 0

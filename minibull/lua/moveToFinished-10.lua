@@ -17,7 +17,7 @@
   ARGV[9] the job's attempts (for retries-exhausted)
   ARGV[10] JSON object of more job fields to set (e.g. stacktrace)
   Output: 0, or -1 no such job, -2 lock missing, -3 not active, -6 lock held by another worker.
-  Events: completed or failed, retries-exhausted, drained.
+  Events: completed or failed (with "ts", the clock's now), retries-exhausted, drained.
 ]]
 local rcall = redis.call
 -- @include "removeLock"
@@ -52,7 +52,7 @@ if keep["count"] ~= 0 then
 else
   removeJobKeys(jobKey)
 end
-emitEvent(eventsKey, metaKey, target, "jobId", jobId, field, value, "prev", "active")
+emitEvent(eventsKey, metaKey, target, "jobId", jobId, field, value, "prev", "active", "ts", now)
 if target == "failed" and attemptsMade >= tonumber(ARGV[9]) then
   emitEvent(eventsKey, metaKey, "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
 end

@@ -9,8 +9,9 @@
   ARGV[3] lock token
   ARGV[4] push command: "LPUSH" (fifo) or "RPUSH" (lifo)
   ARGV[5] JSON object of job fields to set (failedReason, stacktrace)
+  ARGV[6] now (epoch ms), for the event ("" when not known)
   Output: 0, or -1 no such job, -2 lock missing, -3 not active, -6 lock held by another worker.
-  Events: waiting.
+  Events: waiting (with "ts", the clock's now).
 ]]
 local rcall = redis.call
 -- @include "isQueuePaused"
@@ -40,5 +41,9 @@ local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
 addJobToWait(waitKey, prioritizedKey, pcKey, jobId, priority, ARGV[4])
 addBaseMarker(markerKey, isQueuePaused(metaKey))
 rcall("HINCRBY", jobKey, "atm", 1)
-emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId, "prev", "active")
+if ARGV[6] ~= "" then
+  emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId, "prev", "active", "ts", ARGV[6])
+else
+  emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId, "prev", "active")
+end
 return 0
