@@ -52,6 +52,9 @@ class Job:
     delay: int = 0
     priority: int = 0
     deferred_failure: str | None = None
+    scheduler_id: str | None = None
+    deduplication_id: str | None = None
+    processed_by: str | None = None
     queue: Queue | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
@@ -83,6 +86,9 @@ class Job:
             delay=_int(raw.get("delay")) or 0,
             priority=_int(raw.get("priority")) or 0,
             deferred_failure=raw.get("defa"),
+            scheduler_id=raw.get("rjk"),
+            deduplication_id=raw.get("deid"),
+            processed_by=raw.get("pb"),
             queue=queue,
         )
 

@@ -25,7 +25,8 @@ QUEUE_KEYS = {
     "id": "STRING  counter for new job ids",
     "events": "STREAM  everything that happened, for QueueEvents",
     "limiter": "STRING  rate-limit counter",
-    "repeat": "ZSET    job schedulers by next run time",
+    "repeat": "ZSET    job schedulers by next run time (hashes repeat:<id>)",
+    "de:<id>": "STRING  the job that holds a deduplication id",
     "paused": "LIST    (BullMQ v5 only) jobs of a paused queue",
 }
 
@@ -110,14 +111,39 @@ class QueueKeys:
     def events(self) -> str:
         return self.key("events")
 
+    @property
+    def limiter(self) -> str:
+        return self.key("limiter")
+
+    @property
+    def repeat(self) -> str:
+        """The zset of job schedulers, scored by their next run (ms)."""
+        return self.key("repeat")
+
+    @property
+    def scheduler_prefix(self) -> str:
+        return self.key("repeat:")
+
+    def scheduler(self, scheduler_id: str) -> str:
+        """The hash of one job scheduler: options and job template."""
+        return self.scheduler_prefix + scheduler_id
+
+    @property
+    def deduplication_prefix(self) -> str:
+        return self.key("de:")
+
+    def deduplication(self, dedup_id: str) -> str:
+        """Holds the id of the job that owns a deduplication id."""
+        return self.deduplication_prefix + dedup_id
+
+    def idempotency(self, key: str) -> str:
+        """minibull's own: the record of a side effect done once (see ``minibull.idempotency``)."""
+        return self.key(f"idem:{key}")
+
     def worker_wakeup(self, worker_id: str) -> str:
         """A zset only one worker blocks on (beside the marker), so it can be woken
         without cancelling its blocking call. minibull's own; empty, so gone, most of the time."""
         return self.key(f"wakeup:{worker_id}")
-
-    def all_queue_keys(self) -> list[str]:
-        """Every queue-level key (not the job hashes)."""
-        return [self.key(suffix) for suffix in QUEUE_KEYS]
 
     def state_key(self, state: str) -> str:
         """The list or sorted set that holds jobs in ``state``."""

@@ -106,6 +106,7 @@ def build_job(
     lifo: bool = False,
     remove_on_complete: Any = False,
     remove_on_fail: Any = False,
+    deduplication: Any = None,
 ) -> dict[str, Any]:
     """Check every argument of ``Queue.add`` and return the job for the addJob script."""
     if not isinstance(name, str):
@@ -137,7 +138,10 @@ def build_job(
         keep = normalize_keep(value, argument)
         if keep is not False:
             opts[option] = keep
-    return {
+    dedup = check_deduplication(deduplication)
+    if dedup is not None:
+        opts["de"] = dedup
+    spec = {
         "id": custom_id,
         "name": name,
         "data": data_json,
@@ -146,3 +150,26 @@ def build_job(
         "priority": priority,
         "lifo": lifo,
     }
+    if dedup is not None:
+        spec["dedupId"], spec["dedupTtl"] = dedup["id"], dedup.get("ttl", 0)
+    return spec
+
+
+def check_deduplication(value: Any) -> dict[str, Any] | None:
+    """``deduplication={"id": "...", "ttl": seconds}`` as BullMQ's ``de`` option (ttl in ms)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or "id" not in value or set(value) - {"id", "ttl"}:
+        raise ValueError('deduplication must be a dict {"id": str, "ttl": seconds (optional)}')
+    dedup_id = value["id"]
+    if not isinstance(dedup_id, str) or not dedup_id:
+        raise ValueError(f"deduplication id must be a non-empty string (got {dedup_id!r})")
+    stored: dict[str, Any] = {"id": dedup_id}
+    if value.get("ttl") is not None:
+        ttl = to_ms(value["ttl"], "deduplication ttl")
+        if ttl <= 0:
+            raise ValueError(
+                "deduplication ttl must be > 0 seconds (or left out: until the job ends)"
+            )
+        stored["ttl"] = ttl
+    return stored

@@ -13,6 +13,7 @@ from .errors import JobFailedError, JobNotFoundError
 from .job import FINISHED_STATES, STATES, Job, _loads
 from .keys import LIST_STATES, QueueKeys
 from .options import build_job, check_int
+from .schedule import check_repeat, next_run
 from .scripts import Scripts
 
 _ADD_OPTIONS = frozenset(
@@ -25,6 +26,7 @@ _ADD_OPTIONS = frozenset(
         "lifo",
         "remove_on_complete",
         "remove_on_fail",
+        "deduplication",
     }
 )
 
@@ -83,14 +85,26 @@ class Queue:
 
     # -- adding ---------------------------------------------------------------
 
-    async def add(self, name: str, data: Any, **options: Any) -> Job:
+    async def add(
+        self, name: str, data: Any, *, repeat: dict[str, Any] | None = None, **options: Any
+    ) -> Job:
         """Add a job; returns it. See ``add_bulk`` for many at once.
 
         Options: ``job_id``, ``attempts`` (runs in all, default 1), ``backoff``,
         ``delay`` (seconds), ``priority`` (1 runs first, 0 = none), ``lifo``,
-        ``remove_on_complete`` and ``remove_on_fail``. A second add with the same
-        ``job_id`` returns the existing job and adds nothing.
+        ``remove_on_complete``, ``remove_on_fail`` and ``deduplication``. A second
+        add with the same ``job_id`` (or deduplication id) returns the existing job.
+        ``repeat={"pattern": "0 8 * * *", "tz": ...}`` or ``{"every": seconds}``
+        makes a job scheduler (its id: ``job_id``, else the name; adding it again
+        replaces it) and returns the job of its first run.
         """
+        if repeat is not None:
+            scheduler_id = options.pop("job_id", None) or name
+            job = await self.upsert_job_scheduler(
+                scheduler_id, repeat, name=name, data=data, opts=options
+            )
+            assert job is not None
+            return job
         (job,) = await self.add_bulk([{"name": name, "data": data, **options}])
         return job
 
@@ -265,6 +279,101 @@ class Queue:
             return True
         return not paused and (waiting + prioritized + due) > 0
 
+    # -- job schedulers (repeatable jobs) -----------------------------------
+
+    async def upsert_job_scheduler(
+        self,
+        scheduler_id: str,
+        repeat: dict[str, Any],
+        *,
+        name: str | None = None,
+        data: Any = None,
+        opts: dict[str, Any] | None = None,
+    ) -> Job | None:
+        """Create or replace a job scheduler: a job ``name`` with ``data`` on a schedule.
+
+        ``repeat`` has ``pattern`` (cron, with optional ``tz``) or ``every``
+        (seconds), and optionally ``limit``, ``start_date``, ``end_date`` and
+        ``immediately``. ``opts`` are ``add`` options for every run (attempts,
+        backoff, ...). Returns the job of the next run (None if the schedule is over).
+        """
+        if not isinstance(scheduler_id, str) or not scheduler_id:
+            raise ValueError(f"scheduler_id must be a non-empty string (got {scheduler_id!r})")
+        stored = check_repeat(repeat)
+        options = dict(opts or {})
+        for forbidden in ("job_id", "delay", "repeat", "deduplication"):
+            if forbidden in options:
+                raise ValueError(f"{forbidden!r} cannot be set for the jobs of a scheduler")
+        template = self._build(0, {"name": name or scheduler_id, "data": data, **options})
+        now = self.clock.now()
+        first = next_run(stored, now)
+        if first is None:
+            return None
+        fields = {
+            "name": template["name"],
+            "data": template["data"],
+            "opts": template["opts"],
+            **{key: str(value) for key, value in stored.items() if key != "immediately"},
+        }
+        job_id, _ = await self.scripts.add_job_scheduler(now, scheduler_id, first, fields)
+        return await self.get_job(job_id)
+
+    async def get_job_schedulers(self) -> list[dict[str, Any]]:
+        """Every job scheduler, soonest first: id, name, next run (ms), schedule, runs so far."""
+        ids = await self.redis.zrange(self.keys.repeat, 0, -1, withscores=True)
+        schedulers = []
+        for scheduler_id, next_millis in ids:
+            found = await self.get_job_scheduler(scheduler_id, next_millis=int(next_millis))
+            if found is not None:
+                schedulers.append(found)
+        return schedulers
+
+    async def get_job_scheduler(
+        self, scheduler_id: str, *, next_millis: int | None = None
+    ) -> dict[str, Any] | None:
+        """One job scheduler as a dict, or None."""
+        raw = await self.redis.hgetall(self.keys.scheduler(scheduler_id))
+        if not raw:
+            return None
+        if next_millis is None:
+            score = await self.redis.zscore(self.keys.repeat, scheduler_id)
+            next_millis = None if score is None else int(score)
+        return scheduler_from_hash(scheduler_id, raw, next_millis)
+
+    async def remove_job_scheduler(self, scheduler_id: str) -> bool:
+        """Stop a scheduler and drop its pending run; True if it existed."""
+        return await self.scripts.remove_job_scheduler(scheduler_id)
+
+    # -- limits for every worker -----------------------------------------------
+
+    async def set_global_concurrency(self, concurrency: int | None) -> None:
+        """Cap the jobs of this queue running at once, over all workers (None: no cap)."""
+        if concurrency is not None:
+            check_int(concurrency, "concurrency", 1)
+        await self.scripts.set_queue_limits(concurrency=concurrency)
+
+    async def set_global_rate_limit(self, max_jobs: int | None, duration: float = 1.0) -> None:
+        """At most ``max_jobs`` starts per ``duration`` seconds, over all workers (None: off)."""
+        if max_jobs is None:
+            await self.scripts.set_queue_limits(max=None, duration=None)
+            return
+        check_int(max_jobs, "max_jobs", 1)
+        window = to_ms(duration, "duration")
+        if window <= 0:
+            raise ValueError("duration must be > 0 seconds")
+        await self.scripts.set_queue_limits(max=max_jobs, duration=window)
+
+    async def get_global_limits(self) -> dict[str, float | int | None]:
+        """The queue's caps: concurrency, max jobs per window and the window (seconds)."""
+        concurrency, max_jobs, window = await self.redis.hmget(
+            self.keys.meta, "concurrency", "max", "duration"
+        )
+        return {
+            "concurrency": None if concurrency is None else int(concurrency),
+            "max": None if max_jobs is None else int(max_jobs),
+            "duration": None if window is None else int(window) / 1000,
+        }
+
     # -- controlling ----------------------------------------------------------
 
     async def pause(self) -> None:
@@ -309,3 +418,33 @@ def _settle(job_id: str, state: str, returnvalue: str | None, failed_reason: str
     if state == "failed":
         raise JobFailedError(job_id, failed_reason)
     return _loads(returnvalue)
+
+
+def scheduler_from_hash(
+    scheduler_id: str, raw: dict[str, str], next_millis: int | None
+) -> dict[str, Any]:
+    """A scheduler hash (BullMQ's fields) as a dict with numbers where numbers belong."""
+    result: dict[str, Any] = {"id": scheduler_id, "name": raw.get("name"), "next": next_millis}
+    for field in ("pattern", "tz"):
+        if field in raw:
+            result[field] = raw[field]
+    for field in ("every", "limit", "startDate", "endDate", "offset"):
+        if field in raw:
+            result[field] = int(float(raw[field]))
+    result["iterations"] = int(raw.get("ic", 0))
+    result["data"] = _loads(raw.get("data"))
+    result["opts"] = _loads(raw.get("opts"), {})
+    return result
+
+
+def repeat_from_hash(raw: dict[str, str]) -> dict[str, Any]:
+    """The stored schedule of a scheduler hash, in the form ``schedule.next_run`` takes."""
+    repeat: dict[str, Any] = {}
+    if "pattern" in raw:
+        repeat["pattern"] = raw["pattern"]
+    for field in ("every", "limit", "startDate", "endDate"):
+        if field in raw:
+            repeat[field] = int(float(raw[field]))
+    if "tz" in raw:
+        repeat["tz"] = raw["tz"]
+    return repeat

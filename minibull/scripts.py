@@ -84,11 +84,12 @@ def add_job_args(keys: QueueKeys, now: int, jobs: list[dict[str, Any]]) -> Args:
             keys.id,
             keys.events,
         ],
-        [keys.job_prefix, now, _json(jobs)],
+        [keys.job_prefix, now, _json(jobs), keys.deduplication_prefix],
     )
 
 
 def _ready_keys(keys: QueueKeys) -> list[str]:
+    """wait, active, prioritized, delayed, pc, marker, meta, events."""
     return [
         keys.wait,
         keys.active,
@@ -102,9 +103,18 @@ def _ready_keys(keys: QueueKeys) -> list[str]:
 
 
 def move_to_active_args(
-    keys: QueueKeys, now: int, token: str, lock_ms: int, worker_id: str = ""
+    keys: QueueKeys,
+    now: int,
+    token: str,
+    lock_ms: int,
+    worker_id: str = "",
+    limiter: tuple[int, int] | None = None,
 ) -> Args:
-    return _ready_keys(keys), [keys.job_prefix, now, token, lock_ms, worker_id or token]
+    max_jobs, window_ms = limiter or (0, 0)
+    return (
+        [*_ready_keys(keys), keys.limiter],
+        [keys.job_prefix, now, token, lock_ms, worker_id or token, max_jobs, window_ms],
+    )
 
 
 def move_to_finished_args(
@@ -134,6 +144,7 @@ def move_to_finished_args(
             _json(keep),
             attempts,
             _json(fields or {}),
+            keys.deduplication_prefix,
         ],
     )
 
@@ -227,7 +238,7 @@ def remove_job_args(keys: QueueKeys, job_id: str) -> Args:
             keys.meta,
             keys.events,
         ],
-        [keys.job_prefix, job_id],
+        [keys.job_prefix, job_id, keys.deduplication_prefix],
     )
 
 
@@ -265,15 +276,49 @@ def clean_args(keys: QueueKeys, state: str, cutoff: int, limit: int) -> Args:
 
 
 def obliterate_args(keys: QueueKeys, force: bool) -> Args:
-    lists = [keys.wait, keys.active, keys.key("paused")]
-    zsets = [keys.prioritized, keys.delayed, keys.completed, keys.failed]
+    return [keys.active, keys.meta], [int(force)]
+
+
+def _scheduler_keys(keys: QueueKeys) -> list[str]:
+    return [
+        keys.repeat,
+        keys.delayed,
+        keys.wait,
+        keys.prioritized,
+        keys.pc,
+        keys.marker,
+        keys.meta,
+        keys.events,
+    ]
+
+
+def add_job_scheduler_args(
+    keys: QueueKeys, now: int, scheduler_id: str, next_run: int, fields: dict[str, str]
+) -> Args:
     return (
-        [keys.active, keys.meta],
-        [keys.job_prefix, int(force), _json(lists), _json(zsets), _json(keys.all_queue_keys())],
+        _scheduler_keys(keys),
+        [keys.job_prefix, now, scheduler_id, next_run, _json(fields), keys.scheduler_prefix],
     )
 
 
+def update_job_scheduler_args(
+    keys: QueueKeys, now: int, scheduler_id: str, taken: int, next_run: int | None
+) -> Args:
+    return (
+        _scheduler_keys(keys),
+        [keys.job_prefix, now, scheduler_id, taken, next_run or 0, keys.scheduler_prefix],
+    )
+
+
+def remove_job_scheduler_args(keys: QueueKeys, scheduler_id: str) -> Args:
+    return _scheduler_keys(keys), [keys.job_prefix, scheduler_id, keys.scheduler_prefix]
+
+
 # -- the calls ----------------------------------------------------------------
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def check(result: int, job_id: str, action: str) -> None:
@@ -308,15 +353,20 @@ class Scripts:
         return [(str(flat[i]), bool(int(flat[i + 1]))) for i in range(0, len(flat), 2)]
 
     async def move_to_active(
-        self, now: int, token: str, lock_ms: int, worker_id: str = ""
-    ) -> tuple[str | None, dict[str, str] | None, int]:
-        """(job id, job hash, 0) for the job taken, or (None, None, next delayed due ms)."""
-        raw, job_id, next_due = await self.run(
-            "moveToActive", move_to_active_args(self.keys, now, token, lock_ms, worker_id)
-        )
+        self,
+        now: int,
+        token: str,
+        lock_ms: int,
+        worker_id: str = "",
+        limiter: tuple[int, int] | None = None,
+    ) -> tuple[str | None, dict[str, str] | None, int, int]:
+        """(job id, job hash, 0, 0) for the job taken, else
+        (None, None, next delayed due ms, ms until the rate limit allows a job)."""
+        args = move_to_active_args(self.keys, now, token, lock_ms, worker_id, limiter)
+        raw, job_id, next_due, limited_ms = await self.run("moveToActive", args)
         if not raw:
-            return None, None, int(next_due)
-        return str(job_id), dict(zip(raw[::2], raw[1::2], strict=True)), 0
+            return None, None, int(next_due), int(limited_ms)
+        return str(job_id), dict(zip(raw[::2], raw[1::2], strict=True)), 0, 0
 
     async def move_to_finished(self, job_id: str, **kwargs: Any) -> None:
         failed = kwargs["failed"]
@@ -397,5 +447,41 @@ class Scripts:
         return list(await self.run("cleanJobsInSet", clean_args(self.keys, state, cutoff, limit)))
 
     async def obliterate(self, force: bool) -> None:
+        """Pause the queue (refusing while jobs run, unless forced), then delete all its keys."""
         if await self.run("obliterate", obliterate_args(self.keys, force)) == -2:
             raise RuntimeError("cannot obliterate a queue with active jobs; pass force=True")
+        pattern = _glob_escape(self.keys.job_prefix) + "*"
+        batch: list[str] = []
+        async for key in self.redis.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await self.redis.delete(*batch)
+                batch = []
+        if batch:
+            await self.redis.delete(*batch)
+
+    async def add_job_scheduler(
+        self, now: int, scheduler_id: str, next_run: int, fields: dict[str, str]
+    ) -> tuple[str, bool]:
+        args = add_job_scheduler_args(self.keys, now, scheduler_id, next_run, fields)
+        job_id, added = await self.run("addJobScheduler", args)
+        return str(job_id), bool(added)
+
+    async def update_job_scheduler(
+        self, now: int, scheduler_id: str, taken: int, next_run: int | None
+    ) -> str | None:
+        args = update_job_scheduler_args(self.keys, now, scheduler_id, taken, next_run)
+        return str(await self.run("updateJobScheduler", args)) or None
+
+    async def remove_job_scheduler(self, scheduler_id: str) -> bool:
+        args = remove_job_scheduler_args(self.keys, scheduler_id)
+        return bool(await self.run("removeJobScheduler", args))
+
+    async def set_queue_limits(self, **fields: int | None) -> None:
+        """Set (a number) or clear (None) meta fields: concurrency, max, duration."""
+        to_set = {name: value for name, value in fields.items() if value is not None}
+        to_clear = [name for name, value in fields.items() if value is None]
+        if to_set:
+            await self.redis.hset(self.keys.meta, mapping=to_set)
+        if to_clear:
+            await self.redis.hdel(self.keys.meta, *to_clear)

@@ -30,7 +30,8 @@ from .connection import blocking_limit
 from .errors import LockLostError, UnrecoverableError
 from .job import Job
 from .options import check_int, encode_json, keep_jobs
-from .queue import Queue
+from .queue import Queue, repeat_from_hash
+from .schedule import next_run
 
 logger = logging.getLogger("minibull.worker")
 
@@ -64,6 +65,7 @@ class Worker:
         prefix: str = "bull",
         clock: Clock | None = None,
         drain_delay: float = 5,
+        limiter: dict[str, float] | None = None,
     ) -> None:
         if not callable(processor):
             raise TypeError(f"processor must be callable (got {type(processor).__name__})")
@@ -76,6 +78,7 @@ class Worker:
             raise ValueError("lock_duration and stalled_interval must be positive")
         self.max_stalled_count = check_int(max_stalled_count, "max_stalled_count", 0)
         self.drain_delay = to_ms(drain_delay, "drain_delay") / 1000 or 0.001
+        self.limiter = check_limiter(limiter)
         self.processor = processor
         self.backoff_strategy = backoff_strategy
         self.queue = Queue(name, connection, prefix=prefix, clock=clock)
@@ -211,14 +214,17 @@ class Worker:
                 continue
             token = self._next_token()
             try:
-                job_id, raw, next_due = await self.queue.scripts.move_to_active(
-                    self.clock.now(), token, self.lock_ms, self.id
+                job_id, raw, next_due, limited_ms = await self.queue.scripts.move_to_active(
+                    self.clock.now(), token, self.lock_ms, self.id, self.limiter
                 )
             except Exception as exc:  # a lost connection, or a bug: report, pause, go on
                 await self._lost_connection(exc)
                 continue
             if job_id is not None and raw is not None:
                 return self._read_job(job_id, raw), token
+            if limited_ms:
+                await self._sleep_unless_stopping(limited_ms / 1000)
+                continue
             await self._wait_for_work(next_due or None)
         return None
 
@@ -318,6 +324,8 @@ class Worker:
 
     async def _run_job(self, job: Job, token: str) -> None:
         await self._emit("active", job)
+        if job.scheduler_id:
+            await self._plan_next_run(job)
         try:
             if job.deferred_failure:
                 raise UnrecoverableError(job.deferred_failure)
@@ -329,6 +337,20 @@ class Worker:
             await self._finish(self._record_failure, job, token, error)
         else:
             await self._finish(self._record_completion, job, token, result, returnvalue)
+
+    async def _plan_next_run(self, job: Job) -> None:
+        """A scheduler's run was taken: add the job of its next run (as BullMQ's worker does)."""
+        assert job.scheduler_id is not None
+        taken = int(job.id.rsplit(":", 1)[-1]) if job.id.startswith("repeat:") else None
+        try:
+            raw = await self.queue.redis.hgetall(self.queue.keys.scheduler(job.scheduler_id))
+            if not raw or taken is None:
+                return
+            now = self.clock.now()
+            upcoming = next_run(repeat_from_hash(raw), now, previous=taken)
+            await self.queue.scripts.update_job_scheduler(now, job.scheduler_id, taken, upcoming)
+        except Exception as exc:  # the run itself goes on; the error is reported
+            await self._emit("error", exc)
 
     async def _call_processor(self, job: Job) -> Any:
         if inspect.iscoroutinefunction(self.processor):
@@ -498,3 +520,16 @@ class Worker:
         if waiting is not None and waiting.done():
             return False
         return not await self.queue.has_ready_work()
+
+
+def check_limiter(limiter: dict[str, float] | None) -> tuple[int, int] | None:
+    """``limiter={"max": 10, "duration": 1.0}``: at most max job starts per duration seconds."""
+    if limiter is None:
+        return None
+    if not isinstance(limiter, dict) or set(limiter) != {"max", "duration"}:
+        raise ValueError('limiter must be {"max": jobs, "duration": seconds}')
+    max_jobs = check_int(limiter["max"], "limiter max", 1)
+    window = to_ms(limiter["duration"], "limiter duration")
+    if window <= 0:
+        raise ValueError("limiter duration must be > 0 seconds")
+    return max_jobs, window

@@ -32,10 +32,10 @@ async def test_lock_renewal_keeps_a_long_job_from_stalling(queue, make_worker):
 
     async def long_job(job):
         runs.append(job.id)
-        await asyncio.sleep(1.5)  # three lock durations
+        await asyncio.sleep(2.5)  # two and a half lock durations
         return "finished"
 
-    worker = make_worker(long_job, lock_duration=0.5, stalled_interval=0.1)
+    worker = make_worker(long_job, lock_duration=1.0, stalled_interval=0.1)
     worker.on("stalled", stalled.append)
     sweeper = make_worker(lambda job: None, stalled_interval=0.1)
     sweeper.on("stalled", stalled.append)

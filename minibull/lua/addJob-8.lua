@@ -7,9 +7,12 @@
   ARGV[1] job key prefix ("bull:<queue>:")
   ARGV[2] now (epoch ms)
   ARGV[3] JSON array of jobs: {id ("" for a new numeric id), name, data (JSON
-          text), opts (JSON text), delay (ms), priority, lifo}
-  Output: for each job, its id and 1 if added, 0 if a job with that id existed.
-  Events: added, then waiting or delayed; duplicated for an existing id.
+          text), opts (JSON text), delay (ms), priority, lifo, and optionally
+          dedupId and dedupTtl (ms, 0: until the job ends), schedulerId}
+  ARGV[4] deduplication key prefix ("bull:<queue>:de:")
+  Output: for each job, its id and 1 if added, 0 if an existing job stands in
+          (same job id, or same deduplication id).
+  Events: added, then waiting or delayed; duplicated or deduplicated instead.
 ]]
 local rcall = redis.call
 -- @include "isQueuePaused"
@@ -21,43 +24,67 @@ local rcall = redis.call
 
 local waitKey, prioritizedKey, delayedKey, pcKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local markerKey, metaKey, idKey, eventsKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local prefix = ARGV[1]
+local prefix, dedupPrefix = ARGV[1], ARGV[4]
 local now = tonumber(ARGV[2])
 local paused = isQueuePaused(metaKey)
-local results = {}
 
-for _, job in ipairs(cjson.decode(ARGV[3])) do
+-- Returns the job's id and whether it was added (false: an existing job stands in).
+local function addJob(job)
   local jobId = job["id"]
   if jobId ~= "" and rcall("EXISTS", prefix .. jobId) == 1 then
     emitEvent(eventsKey, metaKey, "duplicated", "jobId", jobId)
-    table.insert(results, jobId)
-    table.insert(results, 0)
-  else
-    local counter = rcall("INCR", idKey)
-    if jobId == "" then
-      jobId = tostring(counter)
-    end
-    local delay = tonumber(job["delay"])
-    local priority = tonumber(job["priority"])
-    rcall("HSET", prefix .. jobId, "name", job["name"], "data", job["data"], "opts", job["opts"],
-          "timestamp", now, "delay", delay, "priority", priority)
-    emitEvent(eventsKey, metaKey, "added", "jobId", jobId, "name", job["name"])
-    if delay > 0 then
-      local score, due = getDelayedScore(delayedKey, now, delay)
-      rcall("ZADD", delayedKey, score, jobId)
-      emitEvent(eventsKey, metaKey, "delayed", "jobId", jobId, "delay", due)
-      addDelayMarker(markerKey, delayedKey)
-    else
-      local pushCmd = "LPUSH"
-      if job["lifo"] then
-        pushCmd = "RPUSH"
-      end
-      addJobToWait(waitKey, prioritizedKey, pcKey, jobId, priority, pushCmd)
-      addBaseMarker(markerKey, paused)
-      emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId)
-    end
-    table.insert(results, jobId)
-    table.insert(results, 1)
+    return jobId, 0
   end
+  local dedupId = job["dedupId"]
+  if dedupId then
+    local existing = rcall("GET", dedupPrefix .. dedupId)
+    if existing then
+      emitEvent(eventsKey, metaKey, "deduplicated", "jobId", existing, "deduplicationId", dedupId)
+      return existing, 0
+    end
+  end
+  local counter = rcall("INCR", idKey)
+  if jobId == "" then
+    jobId = tostring(counter)
+  end
+  local jobKey = prefix .. jobId
+  local delay = tonumber(job["delay"])
+  local priority = tonumber(job["priority"])
+  rcall("HSET", jobKey, "name", job["name"], "data", job["data"], "opts", job["opts"],
+        "timestamp", now, "delay", delay, "priority", priority)
+  if job["schedulerId"] then
+    rcall("HSET", jobKey, "rjk", job["schedulerId"])
+  end
+  if dedupId then
+    rcall("HSET", jobKey, "deid", dedupId)
+    if tonumber(job["dedupTtl"]) > 0 then
+      rcall("SET", dedupPrefix .. dedupId, jobId, "PX", job["dedupTtl"])
+    else
+      rcall("SET", dedupPrefix .. dedupId, jobId)
+    end
+  end
+  emitEvent(eventsKey, metaKey, "added", "jobId", jobId, "name", job["name"])
+  if delay > 0 then
+    local score, due = getDelayedScore(delayedKey, now, delay)
+    rcall("ZADD", delayedKey, score, jobId)
+    emitEvent(eventsKey, metaKey, "delayed", "jobId", jobId, "delay", due)
+    addDelayMarker(markerKey, delayedKey)
+  else
+    local pushCmd = "LPUSH"
+    if job["lifo"] then
+      pushCmd = "RPUSH"
+    end
+    addJobToWait(waitKey, prioritizedKey, pcKey, jobId, priority, pushCmd)
+    addBaseMarker(markerKey, paused)
+    emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId)
+  end
+  return jobId, 1
+end
+
+local results = {}
+for _, job in ipairs(cjson.decode(ARGV[3])) do
+  local jobId, added = addJob(job)
+  table.insert(results, jobId)
+  table.insert(results, added)
 end
 return results

@@ -16,6 +16,7 @@
   ARGV[8] JSON {count, age}: jobs to keep (count -1: all, 0: none)
   ARGV[9] the job's attempts (for retries-exhausted)
   ARGV[10] JSON object of more job fields to set (e.g. stacktrace)
+  ARGV[11] deduplication key prefix ("bull:<queue>:de:")
   Output: 0, or -1 no such job, -2 lock missing, -3 not active, -6 lock held by another worker.
   Events: completed or failed (with "ts", the clock's now), retries-exhausted, drained.
 ]]
@@ -24,6 +25,7 @@ local rcall = redis.call
 -- @include "updateJobFields"
 -- @include "trimFinishedJobs"
 -- @include "emitEvent"
+-- @include "removeDeduplicationKey"
 
 local waitKey, activeKey, prioritizedKey = KEYS[1], KEYS[2], KEYS[3]
 local metaKey, eventsKey, stalledKey, finishedKey = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
@@ -42,6 +44,7 @@ if rcall("LREM", activeKey, -1, jobId) == 0 then
   return -3
 end
 updateJobFields(jobKey, ARGV[10])
+removeDeduplicationKey(ARGV[11], jobKey, jobId)
 local attemptsMade = rcall("HINCRBY", jobKey, "atm", 1)
 local keep = cjson.decode(ARGV[8])
 if keep["count"] ~= 0 then
@@ -56,8 +59,13 @@ emitEvent(eventsKey, metaKey, target, "jobId", jobId, field, value, "prev", "act
 if target == "failed" and attemptsMade >= tonumber(ARGV[9]) then
   emitEvent(eventsKey, metaKey, "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
 end
-if rcall("LLEN", waitKey) == 0 and rcall("LLEN", activeKey) == 0
-    and rcall("ZCARD", prioritizedKey) == 0 then
+local ready = rcall("LLEN", waitKey) + rcall("ZCARD", prioritizedKey)
+if ready == 0 and rcall("LLEN", activeKey) == 0 then
   emitEvent(eventsKey, metaKey, "drained")
+end
+-- A slot under the queue's global concurrency just freed up: wake a worker.
+if ready > 0 and rcall("HEXISTS", metaKey, "concurrency") == 1
+    and rcall("HEXISTS", metaKey, "paused") == 0 then
+  rcall("ZADD", KEYS[6], 0, "0")
 end
 return 0

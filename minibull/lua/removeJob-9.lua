@@ -7,11 +7,13 @@
   KEYS[9] events
   ARGV[1] job key prefix
   ARGV[2] job id
+  ARGV[3] deduplication key prefix ("bull:<queue>:de:")
   Output: 1 removed, 0 locked by a worker, -1 no such job.  Events: removed.
 ]]
 local rcall = redis.call
 -- @include "removeJobKeys"
 -- @include "emitEvent"
+-- @include "removeDeduplicationKey"
 
 local jobId = ARGV[2]
 local jobKey = ARGV[1] .. jobId
@@ -33,6 +35,7 @@ for i, key in ipairs({KEYS[3], KEYS[4], KEYS[5], KEYS[6]}) do
   end
 end
 rcall("SREM", KEYS[7], jobId)
+removeDeduplicationKey(ARGV[3], jobKey, jobId)
 removeJobKeys(jobKey)
 emitEvent(KEYS[9], KEYS[8], "removed", "jobId", jobId, "prev", prev)
 return 1

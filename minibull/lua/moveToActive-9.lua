@@ -5,18 +5,23 @@
 
   KEYS[1] wait     KEYS[2] active   KEYS[3] prioritized   KEYS[4] delayed
   KEYS[5] pc       KEYS[6] marker   KEYS[7] meta          KEYS[8] events
+  KEYS[9] limiter
   ARGV[1] job key prefix
   ARGV[2] now (epoch ms)
   ARGV[3] lock token
   ARGV[4] lock duration (ms)
   ARGV[5] worker id (stored as "pb", processed by, as BullMQ does)
-  Output: {job hash as a flat list, job id, 0} when a job was taken,
-          else {0, 0, when the next delayed job is due in ms (0: none)}.
+  ARGV[6] the worker's rate limit: jobs per window (0: none)
+  ARGV[7] the worker's rate-limit window (ms)
+  The queue's own limits in meta win: "concurrency" (jobs active at once, for
+  all workers), "max" and "duration" (the global rate limit).
+  Output: {job hash as a flat list, job id, 0, 0} when a job was taken,
+          else {0, 0, when the next delayed job is due in ms (0: none),
+          ms until the rate limit lets a job start (0: not limited)}.
   Events: waiting (for promoted jobs), active (with "ts", the clock's now, and "worker";
           minibull's additions, for job timelines on virtual time).
 ]]
 local rcall = redis.call
--- @include "isQueuePaused"
 -- @include "promoteDelayedJobs"
 -- @include "addDelayMarker"
 -- @include "emitEvent"
@@ -25,12 +30,27 @@ local waitKey, activeKey, prioritizedKey, delayedKey = KEYS[1], KEYS[2], KEYS[3]
 local pcKey, markerKey, metaKey, eventsKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local prefix = ARGV[1]
 local now = tonumber(ARGV[2])
-local paused = isQueuePaused(metaKey)
+local limiterKey = KEYS[9]
+local meta = rcall("HMGET", metaKey, "paused", "concurrency", "max", "duration")
+local paused = meta[1] ~= false
+local maxJobs = tonumber(meta[3])
+local window = tonumber(meta[4])
+if not maxJobs and tonumber(ARGV[6]) > 0 then
+  maxJobs, window = tonumber(ARGV[6]), tonumber(ARGV[7])
+end
 
 promoteDelayedJobs(delayedKey, waitKey, prioritizedKey, pcKey, markerKey, metaKey, eventsKey,
                    prefix, now, paused)
-if paused then
-  return {0, 0, 0}
+if maxJobs and (tonumber(rcall("GET", limiterKey)) or 0) >= maxJobs then
+  local ttl = rcall("PTTL", limiterKey)
+  if ttl > 0 then
+    return {0, 0, 0, ttl}
+  end
+  rcall("DEL", limiterKey)
+end
+local concurrency = tonumber(meta[2])
+if paused or (concurrency and rcall("LLEN", activeKey) >= concurrency) then
+  return {0, 0, 0, 0}
 end
 
 local jobId = rcall("RPOPLPUSH", waitKey, activeKey)
@@ -45,7 +65,10 @@ if not jobId then
   end
 end
 if not jobId then
-  return {0, 0, nextDelayedTimestamp(delayedKey)}
+  return {0, 0, nextDelayedTimestamp(delayedKey), 0}
+end
+if maxJobs and rcall("INCR", limiterKey) == 1 then
+  rcall("PEXPIRE", limiterKey, window)
 end
 
 local jobKey = prefix .. jobId
@@ -58,4 +81,4 @@ emitEvent(eventsKey, metaKey, "active", "jobId", jobId, "prev", "waiting", "ts",
 if rcall("LLEN", waitKey) > 0 or rcall("ZCARD", prioritizedKey) > 0 then
   rcall("ZADD", markerKey, 0, "0")
 end
-return {rcall("HGETALL", jobKey), jobId, 0}
+return {rcall("HGETALL", jobKey), jobId, 0, 0}

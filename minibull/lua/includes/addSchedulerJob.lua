@@ -1,0 +1,58 @@
+--[[
+  Adds the job of one run of a job scheduler, with BullMQ's id
+  "repeat:<scheduler id>:<millis>", delayed until millis. The id makes it
+  exactly one job per tick: if it exists already, nothing is added. Counts the
+  runs in the scheduler hash's "ic" field.
+]]
+-- @include "addJobToWait"
+-- @include "addBaseMarker"
+-- @include "addDelayMarker"
+-- @include "getDelayedScore"
+-- @include "emitEvent"
+local function addSchedulerJob(k, prefix, schedulerId, schedulerKey, millis, now, paused)
+  local jobId = "repeat:" .. schedulerId .. ":" .. string.format("%.0f", millis)
+  local jobKey = prefix .. jobId
+  if rcall("EXISTS", jobKey) == 1 then
+    return jobId, 0
+  end
+  local template = rcall("HMGET", schedulerKey, "name", "data", "opts")
+  local opts = cjson.decode(template[3] or "{}")
+  local priority = tonumber(opts["priority"]) or 0
+  local delay = math.max(0, millis - now)
+  rcall("HSET", jobKey, "name", template[1], "data", template[2] or "{}",
+        "opts", template[3] or "{}", "timestamp", now, "delay", delay, "priority", priority,
+        "rjk", schedulerId)
+  rcall("HINCRBY", schedulerKey, "ic", 1)
+  emitEvent(k.events, k.meta, "added", "jobId", jobId, "name", template[1])
+  if delay > 0 then
+    local score, due = getDelayedScore(k.delayed, now, delay)
+    rcall("ZADD", k.delayed, score, jobId)
+    emitEvent(k.events, k.meta, "delayed", "jobId", jobId, "delay", due)
+    addDelayMarker(k.marker, k.delayed)
+  else
+    local pushCmd = "LPUSH"
+    if opts["lifo"] == true then
+      pushCmd = "RPUSH"
+    end
+    addJobToWait(k.wait, k.prioritized, k.pc, jobId, priority, pushCmd)
+    addBaseMarker(k.marker, paused)
+    emitEvent(k.events, k.meta, "waiting", "jobId", jobId)
+  end
+  return jobId, 1
+end
+
+-- The scheduler's keys, named.
+local function schedulerKeys()
+  return {repeatKey = KEYS[1], delayed = KEYS[2], wait = KEYS[3], prioritized = KEYS[4],
+          pc = KEYS[5], marker = KEYS[6], meta = KEYS[7], events = KEYS[8]}
+end
+
+-- Removes the scheduler's pending run (not a running one) and its job hash.
+local function removePendingRun(k, prefix, schedulerId, millis)
+  local jobId = "repeat:" .. schedulerId .. ":" .. string.format("%.0f", millis)
+  local removed = rcall("ZREM", k.delayed, jobId) + rcall("ZREM", k.prioritized, jobId)
+                  + rcall("LREM", k.wait, 0, jobId)
+  if removed > 0 then
+    rcall("DEL", prefix .. jobId, prefix .. jobId .. ":logs")
+  end
+end

@@ -1,0 +1,125 @@
+"""When a job scheduler runs next: a cron pattern in a time zone, or every N seconds.
+
+Pure functions, apart from Redis: the worker calls ``next_run`` to plan the next
+iteration, and ``check_repeat`` refuses bad options before anything is written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from .clock import to_ms
+from .options import check_int
+
+_REPEAT_KEYS = {"pattern", "every", "tz", "limit", "start_date", "end_date", "immediately"}
+
+
+def _epoch_ms(value: Any, name: str) -> int:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{name} must be a timezone-aware datetime")
+        return int(value.timestamp() * 1000)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value * 1000)
+    raise TypeError(f"{name} must be an aware datetime or epoch seconds (got {value!r})")
+
+
+def check_repeat(repeat: Any) -> dict[str, Any]:
+    """Validate ``repeat=`` options; return them in BullMQ's stored form (ms, camelCase)."""
+    if not isinstance(repeat, dict):
+        raise TypeError(f"repeat must be a dict with 'pattern' or 'every' (got {repeat!r})")
+    unknown = set(repeat) - _REPEAT_KEYS
+    if unknown:
+        raise ValueError(
+            f"repeat has unknown keys {sorted(unknown)} (allowed: {sorted(_REPEAT_KEYS)})"
+        )
+    if ("pattern" in repeat) == ("every" in repeat):
+        raise ValueError("repeat needs exactly one of 'pattern' (cron) or 'every' (seconds)")
+    stored: dict[str, Any] = {}
+    if "pattern" in repeat:
+        pattern = repeat["pattern"]
+        if not isinstance(pattern, str) or not croniter.is_valid(pattern):
+            raise ValueError(f"repeat pattern is not a valid cron pattern: {pattern!r}")
+        stored["pattern"] = pattern
+    else:
+        every = to_ms(repeat["every"], "repeat every")
+        if every <= 0:
+            raise ValueError(f"repeat every must be > 0 seconds (got {repeat['every']!r})")
+        stored["every"] = every
+    if "tz" in repeat:
+        try:
+            ZoneInfo(repeat["tz"])
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise ValueError(f"repeat tz is not a known time zone: {repeat['tz']!r}") from None
+        stored["tz"] = repeat["tz"]
+    if "limit" in repeat:
+        stored["limit"] = check_int(repeat["limit"], "repeat limit", 1)
+    for key, stored_key in (("start_date", "startDate"), ("end_date", "endDate")):
+        if key in repeat:
+            stored[stored_key] = _epoch_ms(repeat[key], f"repeat {key}")
+    if stored.get("startDate", 0) > stored.get("endDate", float("inf")):
+        raise ValueError("repeat start_date must be before end_date")
+    immediately = repeat.get("immediately", False)
+    if not isinstance(immediately, bool):
+        raise TypeError("repeat immediately must be True or False")
+    if immediately:
+        stored["immediately"] = True
+    return stored
+
+
+def _next_cron(pattern: str, tz_name: str | None, after_ms: int) -> int:
+    """The first cron time strictly after ``after_ms``, read on the wall clock of ``tz``.
+
+    croniter walks naive wall-clock times (its aware arithmetic is wrong on DST
+    days); zoneinfo then places them: a time skipped by DST runs at the first
+    instant after the gap, a repeated one runs once (the first time).
+    """
+    zone = ZoneInfo(tz_name) if tz_name else timezone.utc
+    local = datetime.fromtimestamp(after_ms / 1000, zone).replace(tzinfo=None)
+    walker = croniter(pattern, local)
+    while True:
+        candidate = walker.get_next(datetime).replace(tzinfo=zone)
+        when = int(candidate.timestamp() * 1000)
+        if when > after_ms:
+            return when
+
+
+def next_run(repeat: dict[str, Any], now: int, previous: int | None = None) -> int | None:
+    """When to run next (epoch ms), given the stored options, the time now and the last run.
+
+    ``previous`` is None for the first run. Returns None when the schedule has ended
+    (past ``endDate``); the caller enforces ``limit``.
+    """
+    start = max(now, int(repeat.get("startDate", 0)))
+    if previous is None:
+        if repeat.get("immediately"):
+            when = start
+        elif "every" in repeat:
+            when = start
+        else:
+            when = _next_cron(repeat["pattern"], repeat.get("tz"), start - 1)
+    elif "every" in repeat:
+        every = int(repeat["every"])
+        when = previous + every
+        if when < now:  # missed runs while nobody was working: skip to the next slot
+            when = previous + ((now - previous) // every + 1) * every
+    else:
+        when = _next_cron(repeat["pattern"], repeat.get("tz"), max(previous, now))
+    end = repeat.get("endDate")
+    if end is not None and when > int(end):
+        return None
+    return when
+
+
+def describe(repeat: dict[str, Any]) -> str:
+    """A short human description: ``cron '0 8 * * *' (Europe/Paris)`` or ``every 3600 s``."""
+    if "pattern" in repeat:
+        return f"cron {repeat['pattern']!r} ({repeat.get('tz', 'UTC')})"
+    return f"every {int(repeat['every']) / 1000:g} s"
+
+
+__all__ = ["check_repeat", "describe", "next_run"]
