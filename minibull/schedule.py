@@ -100,8 +100,9 @@ def next_run(repeat: dict[str, Any], now: int, previous: int | None = None) -> i
             when = start
         elif "every" in repeat:
             when = start
-        else:
-            when = _next_cron(repeat["pattern"], repeat.get("tz"), start - 1)
+        else:  # strictly after now (as cron-parser in BullMQ), or from start_date on
+            after = start - 1 if start > now else now
+            when = _next_cron(repeat["pattern"], repeat.get("tz"), after)
     elif "every" in repeat:
         every = int(repeat["every"])
         when = previous + every
