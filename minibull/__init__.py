@@ -11,6 +11,7 @@ from .errors import (
     UnrecoverableError,
 )
 from .events import QueueEvents
+from .idempotency import SideEffectBusyError, once
 from .job import STATES, Job
 from .keys import QueueKeys
 from .queue import Queue
@@ -26,6 +27,7 @@ __all__ = [
     "QueueEvents",
     "QueueKeys",
     "STATES",
+    "SideEffectBusyError",
     "SystemClock",
     "UnrecoverableError",
     "VirtualClock",
@@ -33,4 +35,5 @@ __all__ = [
     "backoff_delay",
     "backoff_schedule",
     "connect",
+    "once",
 ]

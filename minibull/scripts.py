@@ -477,6 +477,18 @@ class Scripts:
         args = remove_job_scheduler_args(self.keys, scheduler_id)
         return bool(await self.run("removeJobScheduler", args))
 
+    async def claim_side_effect(self, record_key: str, token: str, lease_ms: int) -> list[str]:
+        return list(await self.run("claimSideEffect", ([record_key], [token, lease_ms])))
+
+    async def settle_side_effect(
+        self, record_key: str, token: str, *, done: bool, result: str = "null", ttl_ms: int = 0
+    ) -> bool:
+        argv = [token, "done" if done else "failed", result, ttl_ms]
+        return bool(await self.run("settleSideEffect", ([record_key], argv)))
+
+    async def forget_side_effect(self, record_key: str) -> None:
+        await self.redis.delete(record_key)
+
     async def set_queue_limits(self, **fields: int | None) -> None:
         """Set (a number) or clear (None) meta fields: concurrency, max, duration."""
         to_set = {name: value for name, value in fields.items() if value is not None}

@@ -17,6 +17,7 @@ import traceback
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ from .errors import LockLostError, UnrecoverableError
 from .job import Job
 from .options import check_int, encode_json, keep_jobs
 from .queue import Queue, repeat_from_hash
+from .sandbox import make_pool, run_sandboxed
 from .schedule import next_run
 
 logger = logging.getLogger("minibull.worker")
@@ -66,6 +68,7 @@ class Worker:
         clock: Clock | None = None,
         drain_delay: float = 5,
         limiter: dict[str, float] | None = None,
+        sandboxed: bool = False,
     ) -> None:
         if not callable(processor):
             raise TypeError(f"processor must be callable (got {type(processor).__name__})")
@@ -79,6 +82,10 @@ class Worker:
         self.max_stalled_count = check_int(max_stalled_count, "max_stalled_count", 0)
         self.drain_delay = to_ms(drain_delay, "drain_delay") / 1000 or 0.001
         self.limiter = check_limiter(limiter)
+        if not isinstance(sandboxed, bool):
+            raise TypeError("sandboxed must be True or False")
+        self.sandboxed = sandboxed
+        self._pool: ProcessPoolExecutor | None = None
         self.processor = processor
         self.backoff_strategy = backoff_strategy
         self.queue = Queue(name, connection, prefix=prefix, clock=clock)
@@ -141,6 +148,8 @@ class Worker:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(self.concurrency)
+        if self.sandboxed:
+            self._pool = make_pool(self.concurrency)
         self.clock.add_actor(self)
 
     async def _run_loop(self) -> None:
@@ -159,6 +168,8 @@ class Worker:
             # cancellation that lands inside a Redis call can be swallowed by the client.
             await asyncio.gather(*helpers, return_exceptions=True)
             await self._forget_wakeup_key()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
             self.clock.remove_actor(self)
             await self.queue.close()
             self._state = "closed"
@@ -353,6 +364,8 @@ class Worker:
             await self._emit("error", exc)
 
     async def _call_processor(self, job: Job) -> Any:
+        if self._pool is not None:
+            return await run_sandboxed(self._pool, self.processor, job)
         if inspect.iscoroutinefunction(self.processor):
             return await self.processor(job)
         result = await asyncio.to_thread(self.processor, job)

@@ -37,8 +37,11 @@ async def test_lock_renewal_keeps_a_long_job_from_stalling(queue, make_worker):
 
     worker = make_worker(long_job, lock_duration=1.0, stalled_interval=0.1)
     worker.on("stalled", stalled.append)
-    sweeper = make_worker(lambda job: None, stalled_interval=0.1)
+    # A second worker that only sweeps for stalled jobs (paused, it takes none).
+    sweeper = make_worker(lambda job: None, stalled_interval=0.1, start=False)
     sweeper.on("stalled", stalled.append)
+    await sweeper.pause()
+    sweeper.start()
     job = await queue.add("long", {})
     assert await job.wait_until_finished(timeout=10) == "finished"
     assert stalled == [] and runs == [job.id]
