@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 
 import minibull
 from minibull.connection import connect, redis_url
+from minibull.processes import SharedServer
 
 #: A fixed start for virtual clocks, so timestamps in assertions are readable.
 START = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
@@ -47,6 +48,16 @@ async def prefix() -> AsyncIterator[str]:
     await delete_prefix(name)
     yield name
     await delete_prefix(name)
+
+
+@pytest.fixture
+def shared_redis_url() -> Iterator[str]:
+    """A Redis URL other processes can reach: the real Redis, or fakeredis over TCP."""
+    if redis_url():
+        yield redis_url()
+        return
+    with SharedServer() as url:
+        yield url
 
 
 @pytest.fixture

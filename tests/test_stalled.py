@@ -116,22 +116,6 @@ WORKER_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def shared_redis_url():
-    """A Redis URL another process can reach: the real Redis, or fakeredis over TCP."""
-    if redis_url():
-        yield redis_url()
-        return
-    server = fakeredis.TcpFakeServer(("127.0.0.1", 0), server_type="redis")
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server_address
-    yield f"redis://{host}:{port}/0"
-    server.shutdown()
-    server.server_close()
-
-
 async def test_sigkill_mid_job_and_another_worker_finishes_it(shared_redis_url, prefix, tmp_path):
     flag = tmp_path / "started"
     queue = minibull.Queue("q", shared_redis_url, prefix=prefix)
