@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,36 @@ ERROR_CODES = {
 }
 
 Args = tuple[list[str], list[Any]]
+
+
+@dataclass(frozen=True)
+class Take:
+    """What a worker asks for when it takes a job: its lock and its rate limit."""
+
+    token: str
+    lock_ms: int
+    worker_id: str = ""
+    limiter: tuple[int, int] | None = None
+
+    def argv(self) -> list[Any]:
+        max_jobs, window_ms = self.limiter or (0, 0)
+        return [self.token, self.lock_ms, self.worker_id or self.token, max_jobs, window_ms]
+
+
+@dataclass(frozen=True)
+class Taken:
+    """moveToActive's answer: the job taken, or when to look again."""
+
+    job_id: str | None = None
+    fields: dict[str, str] | None = None
+    next_due: int = 0  # ms: when the next delayed job is due (0: none)
+    limited_ms: int = 0  # ms until the rate limit lets a job start
+
+    @classmethod
+    def from_reply(cls, job_json: Any, job_id: Any, next_due: Any, limited_ms: Any) -> Taken:
+        if job_json and job_json != "0":
+            return cls(str(job_id), json.loads(job_json))
+        return cls(next_due=int(next_due), limited_ms=int(limited_ms))
 
 
 def _script_path(name: str) -> Path:
@@ -102,19 +133,8 @@ def _ready_keys(keys: QueueKeys) -> list[str]:
     ]
 
 
-def move_to_active_args(
-    keys: QueueKeys,
-    now: int,
-    token: str,
-    lock_ms: int,
-    worker_id: str = "",
-    limiter: tuple[int, int] | None = None,
-) -> Args:
-    max_jobs, window_ms = limiter or (0, 0)
-    return (
-        [*_ready_keys(keys), keys.limiter],
-        [keys.job_prefix, now, token, lock_ms, worker_id or token, max_jobs, window_ms],
-    )
+def move_to_active_args(keys: QueueKeys, now: int, take: Take) -> Args:
+    return [*_ready_keys(keys), keys.limiter], [keys.job_prefix, now, *take.argv()]
 
 
 def move_to_finished_args(
@@ -128,11 +148,13 @@ def move_to_finished_args(
     keep: dict[str, int],
     attempts: int,
     fields: dict[str, str] | None = None,
+    fetch_next: Take | None = None,
 ) -> Args:
     target = "failed" if failed else "completed"
     field = "failedReason" if failed else "returnvalue"
+    fetch = ["1", *fetch_next.argv()] if fetch_next else ["0", "", 0, "", 0, 0]
     return (
-        [*_ready_keys(keys), keys.stalled, keys.key(target)],
+        [*_ready_keys(keys), keys.stalled, keys.key(target), keys.limiter],
         [
             keys.job_prefix,
             now,
@@ -145,6 +167,7 @@ def move_to_finished_args(
             attempts,
             _json(fields or {}),
             keys.deduplication_prefix,
+            *fetch,
         ],
     )
 
@@ -352,28 +375,19 @@ class Scripts:
         flat = await self.run("addJob", add_job_args(self.keys, now, jobs))
         return [(str(flat[i]), bool(int(flat[i + 1]))) for i in range(0, len(flat), 2)]
 
-    async def move_to_active(
-        self,
-        now: int,
-        token: str,
-        lock_ms: int,
-        worker_id: str = "",
-        limiter: tuple[int, int] | None = None,
-    ) -> tuple[str | None, dict[str, str] | None, int, int]:
-        """(job id, job hash, 0, 0) for the job taken, else
-        (None, None, next delayed due ms, ms until the rate limit allows a job)."""
-        args = move_to_active_args(self.keys, now, token, lock_ms, worker_id, limiter)
-        raw, job_id, next_due, limited_ms = await self.run("moveToActive", args)
-        if not raw:
-            return None, None, int(next_due), int(limited_ms)
-        return str(job_id), dict(zip(raw[::2], raw[1::2], strict=True)), 0, 0
+    async def move_to_active(self, now: int, take: Take) -> Taken:
+        """Take the next job for a worker, or learn when to look again."""
+        reply = await self.run("moveToActive", move_to_active_args(self.keys, now, take))
+        return Taken.from_reply(*reply)
 
-    async def move_to_finished(self, job_id: str, **kwargs: Any) -> None:
+    async def move_to_finished(self, job_id: str, **kwargs: Any) -> Taken:
+        """Finish a job; with ``fetch_next=Take(...)`` also take the next one, in one call."""
         failed = kwargs["failed"]
-        result = await self.run(
+        reply = await self.run(
             "moveToFinished", move_to_finished_args(self.keys, job_id=job_id, **kwargs)
         )
-        check(result, job_id, "fail" if failed else "complete")
+        check(int(reply[0]), job_id, "fail" if failed else "complete")
+        return Taken.from_reply(*reply[1:])
 
     async def retry_job(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import io
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -80,8 +81,17 @@ def _unit(unit: str | None, span_ms: float) -> str:
     return unit
 
 
+class NotebookFigure(Figure):
+    """A matplotlib Figure that a notebook shows as a PNG, with or without pyplot imported."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+
 def _new_figure(width: float, height: float) -> tuple[Figure, Axes]:
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = NotebookFigure(figsize=(width, height), layout="constrained")
     return figure, figure.add_subplot()
 
 
@@ -166,7 +176,7 @@ def plot_backoff_timeline(
         rows = list(policies)
     if not rows:
         raise ValueError("policies must name at least one backoff policy")
-    end = max(row.starts[-1] + row.run for row in rows)
+    end = max(1, max(row.starts[-1] + row.run for row in rows))  # 1: immediate retries
     unit = _unit(unit, end)
     scale = UNITS[unit]
     figure, ax = _new_figure(10, 1.2 + 0.75 * len(rows))
@@ -174,9 +184,7 @@ def plot_backoff_timeline(
     for y, row in enumerate(rows):
         starts = [start / scale for start in row.starts]
         if row.run:
-            ax.barh(
-                [y] * len(starts), row.run / scale, left=starts, height=0.3, color="#1b9e77"
-            )
+            ax.barh([y] * len(starts), row.run / scale, left=starts, height=0.3, color="#1b9e77")
         (marker,) = ax.plot(starts, [y] * len(starts), "o", color="#1b9e77", markersize=7)
         marker.set_gid(f"attempts:{row.label}")
         for number, (start, wait) in enumerate(zip(row.starts, row.waits, strict=False)):
@@ -198,7 +206,7 @@ def plot_backoff_timeline(
     ax.set_xlim(-0.02 * end / scale, 1.03 * end / scale)
     ax.set_xlabel(f"time since the first attempt ({unit})")
     ax.set_title(
-        title or f"When each attempt runs: {len(rows[0].starts)} attempts of a job that always fails"
+        title or f"When each attempt runs: {len(rows[0].starts)} attempts, each one failing"
     )
     ax.grid(axis="x", alpha=0.3)
     _legend_outside(
@@ -314,9 +322,9 @@ def plot_retry_storm(storms: Sequence[RetryStorm], *, title: str | None = None) 
     """The load on the dependency over time, one panel per retry policy, on a shared scale."""
     if not storms:
         raise ValueError("storms must hold at least one RetryStorm")
-    figure = Figure(figsize=(10, 1.2 + 1.7 * len(storms)), layout="constrained")
+    figure = NotebookFigure(figsize=(10, 1.2 + 1.7 * len(storms)), layout="constrained")
     axes = figure.subplots(len(storms), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
-    peak = max(max(storm.load) for storm in storms) * 1000 / storms[0].bucket
+    peak = max(1, max(max(storm.load) for storm in storms)) * 1000 / storms[0].bucket
     for ax, storm in zip(axes, storms, strict=True):
         per_second = 1000 / storm.bucket
         edges = [i * storm.bucket / 1000 for i in range(len(storm.load) + 1)]
@@ -504,9 +512,7 @@ def plot_job_timeline(
         if width == 0:
             ax.plot(left, y, marker="|", markersize=12, mew=2.5, color=colour)
         if label_jobs:
-            text = ax.text(
-                left + width / 2, y, span.job_id, ha="center", va="center", fontsize=8
-            )
+            text = ax.text(left + width / 2, y, span.job_id, ha="center", va="center", fontsize=8)
             labels.append((text, left, left + width))
     names = {}
     for worker, _lane in rows:
@@ -522,9 +528,7 @@ def plot_job_timeline(
     )
     ax.grid(axis="x", alpha=0.3)
     present = [outcome for outcome in OUTCOME_COLOURS if any(s.outcome == outcome for s in spans)]
-    _legend_outside(
-        ax, [Patch(color=OUTCOME_COLOURS[o], label=OUTCOME_LABELS[o]) for o in present]
-    )
+    _legend_outside(ax, [Patch(color=OUTCOME_COLOURS[o], label=OUTCOME_LABELS[o]) for o in present])
     _drop_labels_that_do_not_fit(figure, labels)
     return figure
 
@@ -553,7 +557,7 @@ class DepthSampler:
         self._stopping: asyncio.Event | None = None
 
     def __repr__(self) -> str:
-        return f"DepthSampler({self.queue!r}, interval={self.interval}, samples={len(self.samples)})"
+        return f"DepthSampler({self.queue!r}, samples={len(self.samples)})"
 
     async def sample(self) -> DepthSample:
         """Take one sample now."""

@@ -34,6 +34,7 @@ from .options import check_int, encode_json, keep_jobs
 from .queue import Queue, repeat_from_hash
 from .sandbox import make_pool, run_sandboxed
 from .schedule import next_run
+from .scripts import Take, Taken
 
 logger = logging.getLogger("minibull.worker")
 
@@ -223,20 +224,18 @@ class Worker:
             if self._paused:
                 await self._wait_for_wakeup()
                 continue
-            token = self._next_token()
+            take = self._take()
             try:
-                job_id, raw, next_due, limited_ms = await self.queue.scripts.move_to_active(
-                    self.clock.now(), token, self.lock_ms, self.id, self.limiter
-                )
+                taken = await self.queue.scripts.move_to_active(self.clock.now(), take)
             except Exception as exc:  # a lost connection, or a bug: report, pause, go on
                 await self._lost_connection(exc)
                 continue
-            if job_id is not None and raw is not None:
-                return self._read_job(job_id, raw), token
-            if limited_ms:
-                await self._sleep_unless_stopping(limited_ms / 1000)
+            if taken.job_id is not None and taken.fields is not None:
+                return self._read_job(taken.job_id, taken.fields), take.token
+            if taken.limited_ms:
+                await self._sleep_unless_stopping(taken.limited_ms / 1000)
                 continue
-            await self._wait_for_work(next_due or None)
+            await self._wait_for_work(taken.next_due or None)
         return None
 
     async def _wait_for_work(self, next_due: int | None) -> None:
@@ -309,22 +308,36 @@ class Worker:
             job.deferred_failure = f"the job's hash cannot be read: {exc}"
             return job
 
-    def _next_token(self) -> str:
+    def _take(self) -> Take:
+        """A fresh lock token, with this worker's lock duration and rate limit."""
         self._tokens += 1
-        return f"{self.id}:{self._tokens}"
+        return Take(f"{self.id}:{self._tokens}", self.lock_ms, self.id, self.limiter)
 
     def _start_job(self, taken: tuple[Job, str]) -> None:
-        job, token = taken
-        job._on_progress = self._on_progress  # type: ignore[attr-defined]
-        task = asyncio.create_task(self._run_job(job, token))
-        self._jobs[job.id] = (job, token, task)
+        """Run a job in its own task, holding one slot; the task goes on with the next
+        job it fetched when finishing this one, until there is none."""
 
-        def finished(_: asyncio.Task[None]) -> None:
-            self._jobs.pop(job.id, None)
+        def release_slot(_: asyncio.Task[None]) -> None:
             assert self._slots is not None
             self._slots.release()
 
-        task.add_done_callback(finished)
+        asyncio.create_task(self._run_jobs(*taken)).add_done_callback(release_slot)
+
+    async def _run_jobs(self, job: Job | None, token: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        while job is not None:
+            job._on_progress = self._on_progress  # type: ignore[attr-defined]
+            self._jobs[job.id] = (job, token, task)
+            try:
+                following = await self._run_job(job, token)
+            finally:
+                self._jobs.pop(job.id, None)
+            job, token = following if following else (None, "")
+
+    def _fetch_next(self) -> Take | None:
+        """Fetch the next job while finishing this one, unless closing or paused."""
+        return self._take() if self._state == "running" and not self._paused else None
 
     async def _wait_for_running_jobs(self) -> None:
         tasks = [task for _job, _token, task in self._jobs.values()]
@@ -333,7 +346,8 @@ class Worker:
 
     # -- one job --------------------------------------------------------------
 
-    async def _run_job(self, job: Job, token: str) -> None:
+    async def _run_job(self, job: Job, token: str) -> tuple[Job, str] | None:
+        """Run one job and record its outcome; returns the next job if one was fetched."""
         await self._emit("active", job)
         if job.scheduler_id:
             await self._plan_next_run(job)
@@ -345,9 +359,8 @@ class Worker:
         except asyncio.CancelledError:
             raise  # force-closed: the job stays active and will be recovered as stalled
         except Exception as error:
-            await self._finish(self._record_failure, job, token, error)
-        else:
-            await self._finish(self._record_completion, job, token, result, returnvalue)
+            return await self._finish(self._record_failure, job, token, error)
+        return await self._finish(self._record_completion, job, token, result, returnvalue)
 
     async def _plan_next_run(self, job: Job) -> None:
         """A scheduler's run was taken: add the job of its next run (as BullMQ's worker does)."""
@@ -373,26 +386,35 @@ class Worker:
             return await result
         return result
 
-    async def _finish(self, record: Callable[..., Awaitable[None]], *args: Any) -> None:
-        """Record an outcome, retrying through lost connections; a lost lock is reported."""
+    async def _finish(
+        self, record: Callable[..., Awaitable[tuple[Job, str] | None]], *args: Any
+    ) -> tuple[Job, str] | None:
+        """Record an outcome, retrying through lost connections; a lost lock is reported.
+        Returns the next job when recording it fetched one."""
         delay = 0.05
         while True:
             try:
-                await record(*args)
-                return
+                return await record(*args)
             except LockLostError as exc:
                 await self._emit("error", exc)
-                return
+                return None
             except _CONNECTION_ERRORS as exc:
                 await self._emit("error", exc)
                 if self._state == "closed":
-                    return
+                    return None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _record_completion(self, job: Job, token: str, result: Any, returnvalue: str) -> None:
-        now = self.clock.now()
-        await self.queue.scripts.move_to_finished(
+    def _following(self, taken: Taken, take: Take | None) -> tuple[Job, str] | None:
+        if take is None or taken.job_id is None or taken.fields is None:
+            return None
+        return self._read_job(taken.job_id, taken.fields), take.token
+
+    async def _record_completion(
+        self, job: Job, token: str, result: Any, returnvalue: str
+    ) -> tuple[Job, str] | None:
+        now, fetch = self.clock.now(), self._fetch_next()
+        taken = await self.queue.scripts.move_to_finished(
             job.id,
             now=now,
             token=token,
@@ -400,20 +422,26 @@ class Worker:
             value=returnvalue,
             keep=keep_jobs(job.opts.get("removeOnComplete")),
             attempts=job.attempts,
+            fetch_next=fetch,
         )
         job.attempts_made += 1
         job.returnvalue, job.finished_on = result, now
         await self._emit("completed", job, result)
+        return self._following(taken, fetch)
 
-    async def _record_failure(self, job: Job, token: str, error: BaseException) -> None:
+    async def _record_failure(
+        self, job: Job, token: str, error: BaseException
+    ) -> tuple[Job, str] | None:
         reason = str(error) or type(error).__name__
         stack = "".join(traceback.format_exception(error)).rstrip()
         job.stacktrace = (job.stacktrace + [stack])[-_STACKTRACE_LIMIT:]
         fields = {"failedReason": reason, "stacktrace": encode_json(job.stacktrace, "stacktrace")}
         delay = self._retry_delay(job, error)
         scripts, now = self.queue.scripts, self.clock.now()
+        following = None
         if delay is None:
-            await scripts.move_to_finished(
+            fetch = self._fetch_next()
+            taken = await scripts.move_to_finished(
                 job.id,
                 now=now,
                 token=token,
@@ -422,8 +450,10 @@ class Worker:
                 keep=keep_jobs(job.opts.get("removeOnFail")),
                 attempts=job.attempts,
                 fields={"stacktrace": fields["stacktrace"]},
+                fetch_next=fetch,
             )
             job.finished_on = now
+            following = self._following(taken, fetch)
         elif delay == 0:
             lifo = bool(job.opts.get("lifo"))
             await scripts.retry_job(job.id, token, lifo=lifo, fields=fields, now=now)
@@ -432,6 +462,7 @@ class Worker:
         job.attempts_made += 1
         job.failed_reason = reason
         await self._emit("failed", job, error)
+        return following
 
     def _retry_delay(self, job: Job, error: BaseException) -> int | None:
         """Milliseconds until the next attempt, or None to fail the job for good."""

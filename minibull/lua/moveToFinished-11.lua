@@ -5,7 +5,7 @@
 
   KEYS[1] wait     KEYS[2] active   KEYS[3] prioritized   KEYS[4] delayed
   KEYS[5] pc       KEYS[6] marker   KEYS[7] meta          KEYS[8] events
-  KEYS[9] stalled  KEYS[10] completed or failed
+  KEYS[9] stalled  KEYS[10] completed or failed   KEYS[11] limiter
   ARGV[1] job key prefix
   ARGV[2] now (epoch ms)
   ARGV[3] job id
@@ -17,7 +17,11 @@
   ARGV[9] the job's attempts (for retries-exhausted)
   ARGV[10] JSON object of more job fields to set (e.g. stacktrace)
   ARGV[11] deduplication key prefix ("bull:<queue>:de:")
-  Output: 0, or -1 no such job, -2 lock missing, -3 not active, -6 lock held by another worker.
+  ARGV[12] "1" to fetch the next job in the same call (as moveToActive), else "0"
+  ARGV[13..17] for that: lock token, lock duration (ms), worker id, the worker's
+           rate limit (jobs per window, 0: none) and window (ms)
+  Output: {0, then moveToActive's four values (all 0 when not fetching)}, or
+          {-1} no such job, {-2} lock missing, {-3} not active, {-6} lock held by another worker.
   Events: completed or failed (with "ts", the clock's now), retries-exhausted, drained.
 ]]
 local rcall = redis.call
@@ -26,6 +30,7 @@ local rcall = redis.call
 -- @include "trimFinishedJobs"
 -- @include "emitEvent"
 -- @include "removeDeduplicationKey"
+-- @include "takeNextJob"
 
 local waitKey, activeKey, prioritizedKey = KEYS[1], KEYS[2], KEYS[3]
 local metaKey, eventsKey, stalledKey, finishedKey = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
@@ -34,14 +39,14 @@ local target, field, value = ARGV[5], ARGV[6], ARGV[7]
 local jobKey = prefix .. jobId
 
 if rcall("EXISTS", jobKey) == 0 then
-  return -1
+  return {-1}
 end
 local lockError = removeLock(jobKey, stalledKey, token, jobId)
 if lockError < 0 then
-  return lockError
+  return {lockError}
 end
 if rcall("LREM", activeKey, -1, jobId) == 0 then
-  return -3
+  return {-3}
 end
 updateJobFields(jobKey, ARGV[10])
 removeDeduplicationKey(ARGV[11], jobKey, jobId)
@@ -68,4 +73,12 @@ if ready > 0 and rcall("HEXISTS", metaKey, "concurrency") == 1
     and rcall("HEXISTS", metaKey, "paused") == 0 then
   rcall("ZADD", KEYS[6], 0, "0")
 end
-return 0
+if ARGV[12] == "1" then
+  local k = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], delayed = KEYS[4],
+             pc = KEYS[5], marker = KEYS[6], meta = KEYS[7], events = KEYS[8], limiter = KEYS[11]}
+  local nextJob = takeNextJob(k, prefix, now, {token = ARGV[13], lockMs = ARGV[14],
+                              worker = ARGV[15], limitMax = tonumber(ARGV[16]),
+                              limitWindow = tonumber(ARGV[17])})
+  return {0, nextJob[1], nextJob[2], nextJob[3], nextJob[4]}
+end
+return {0, 0, 0, 0, 0}

@@ -1,0 +1,70 @@
+--[[
+  The heart of moveToActive, shared with moveToFinished (which fetches the next
+  job in the same call, as BullMQ's Node worker does): promote due delayed
+  jobs, honour the queue's pause, global concurrency and rate limits, then move
+  the next job to "active" and lock it.
+
+  k: {wait, active, prioritized, delayed, pc, marker, meta, events, limiter}
+  take: {token, lockMs, worker, limitMax, limitWindow} (limitMax 0: no worker limit)
+  Returns {job hash as JSON text, job id, 0, 0} when a job was taken, else
+  {0, 0, next delayed due ms (0: none), ms until the rate limit allows one}.
+]]
+-- @include "promoteDelayedJobs"
+-- @include "addDelayMarker"
+-- @include "emitEvent"
+local function takeNextJob(k, prefix, now, take)
+  local meta = rcall("HMGET", k.meta, "paused", "concurrency", "max", "duration")
+  local paused = meta[1] ~= false
+  local maxJobs, window = tonumber(meta[3]), tonumber(meta[4])
+  if not maxJobs and take.limitMax > 0 then
+    maxJobs, window = take.limitMax, take.limitWindow
+  end
+  promoteDelayedJobs(k.delayed, k.wait, k.prioritized, k.pc, k.marker, k.meta, k.events,
+                     prefix, now, paused)
+  if maxJobs and (tonumber(rcall("GET", k.limiter)) or 0) >= maxJobs then
+    local ttl = rcall("PTTL", k.limiter)
+    if ttl > 0 then
+      return {0, 0, 0, ttl}
+    end
+    rcall("DEL", k.limiter)
+  end
+  local concurrency = tonumber(meta[2])
+  if paused or (concurrency and rcall("LLEN", k.active) >= concurrency) then
+    return {0, 0, 0, 0}
+  end
+
+  local jobId = rcall("RPOPLPUSH", k.wait, k.active)
+  if not jobId then
+    local best = rcall("ZPOPMIN", k.prioritized)
+    if best[1] then
+      jobId = best[1]
+      rcall("LPUSH", k.active, jobId)
+      if rcall("ZCARD", k.prioritized) == 0 then
+        rcall("DEL", k.pc)
+      end
+    end
+  end
+  if not jobId then
+    return {0, 0, nextDelayedTimestamp(k.delayed), 0}
+  end
+  if maxJobs and rcall("INCR", k.limiter) == 1 then
+    rcall("PEXPIRE", k.limiter, window)
+  end
+
+  local jobKey = prefix .. jobId
+  rcall("SET", jobKey .. ":lock", take.token, "PX", take.lockMs)
+  rcall("HSET", jobKey, "processedOn", now, "pb", take.worker)
+  rcall("HINCRBY", jobKey, "ats", 1)
+  emitEvent(k.events, k.meta, "active", "jobId", jobId, "prev", "waiting", "ts", now,
+            "worker", take.worker)
+  -- More work left: wake another idle worker.
+  if rcall("LLEN", k.wait) > 0 or rcall("ZCARD", k.prioritized) > 0 then
+    rcall("ZADD", k.marker, 0, "0")
+  end
+  local flat = rcall("HGETALL", jobKey)
+  local job = {}
+  for i = 1, #flat, 2 do
+    job[flat[i]] = flat[i + 1]
+  end
+  return {cjson.encode(job), jobId, 0, 0}
+end
