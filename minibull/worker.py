@@ -499,7 +499,9 @@ class Worker:
                 await self._emit("error", exc)
                 continue
             for job_id in lost:
-                await self._emit("error", LockLostError(f"lost the lock of job {job_id}"))
+                # A job that finished while the renewal was on its way is not lost.
+                if job_id in self._jobs and self._jobs[job_id][1] == locks[job_id]:
+                    await self._emit("error", LockLostError(f"lost the lock of job {job_id}"))
 
     async def _check_stalled_while_running(self) -> None:
         while self._state == "running":

@@ -32,6 +32,19 @@ local rcall = redis.call
 -- @include "removeDeduplicationKey"
 -- @include "takeNextJob"
 
+-- After a job ends: "drained" when nothing is left; and if the queue has a global
+-- concurrency, the slot just freed may let a waiting job start: wake a worker.
+local function wakeOrDrain(waitKey, activeKey, prioritizedKey, metaKey, eventsKey, markerKey)
+  local ready = rcall("LLEN", waitKey) + rcall("ZCARD", prioritizedKey)
+  if ready == 0 and rcall("LLEN", activeKey) == 0 then
+    emitEvent(eventsKey, metaKey, "drained")
+  end
+  if ready > 0 and rcall("HEXISTS", metaKey, "concurrency") == 1
+      and rcall("HEXISTS", metaKey, "paused") == 0 then
+    rcall("ZADD", markerKey, 0, "0")
+  end
+end
+
 local waitKey, activeKey, prioritizedKey = KEYS[1], KEYS[2], KEYS[3]
 local metaKey, eventsKey, stalledKey, finishedKey = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local prefix, now, jobId, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -55,7 +68,9 @@ local keep = cjson.decode(ARGV[8])
 if keep["count"] ~= 0 then
   rcall("ZADD", finishedKey, now, jobId)
   rcall("HSET", jobKey, field, value, "finishedOn", now)
-  rcall("HDEL", jobKey, "defa")
+  if target == "failed" then
+    rcall("HDEL", jobKey, "defa")
+  end
   trimFinishedJobs(finishedKey, prefix, keep, now)
 else
   removeJobKeys(jobKey)
@@ -64,21 +79,17 @@ emitEvent(eventsKey, metaKey, target, "jobId", jobId, field, value, "prev", "act
 if target == "failed" and attemptsMade >= tonumber(ARGV[9]) then
   emitEvent(eventsKey, metaKey, "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
 end
-local ready = rcall("LLEN", waitKey) + rcall("ZCARD", prioritizedKey)
-if ready == 0 and rcall("LLEN", activeKey) == 0 then
-  emitEvent(eventsKey, metaKey, "drained")
-end
--- A slot under the queue's global concurrency just freed up: wake a worker.
-if ready > 0 and rcall("HEXISTS", metaKey, "concurrency") == 1
-    and rcall("HEXISTS", metaKey, "paused") == 0 then
-  rcall("ZADD", KEYS[6], 0, "0")
-end
 if ARGV[12] == "1" then
   local k = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], delayed = KEYS[4],
              pc = KEYS[5], marker = KEYS[6], meta = KEYS[7], events = KEYS[8], limiter = KEYS[11]}
   local nextJob = takeNextJob(k, prefix, now, {token = ARGV[13], lockMs = ARGV[14],
                               worker = ARGV[15], limitMax = tonumber(ARGV[16]),
                               limitWindow = tonumber(ARGV[17])})
-  return {0, nextJob[1], nextJob[2], nextJob[3], nextJob[4]}
+  if nextJob[2] ~= 0 then  -- took the next job, so the queue is not drained
+    return {0, nextJob[1], nextJob[2], nextJob[3], nextJob[4]}
+  end
+  wakeOrDrain(waitKey, activeKey, prioritizedKey, metaKey, eventsKey, KEYS[6])
+  return {0, 0, 0, nextJob[3], nextJob[4]}
 end
+wakeOrDrain(waitKey, activeKey, prioritizedKey, metaKey, eventsKey, KEYS[6])
 return {0, 0, 0, 0, 0}
