@@ -107,6 +107,7 @@ def build_job(
     remove_on_complete: Any = False,
     remove_on_fail: Any = False,
     deduplication: Any = None,
+    size_limit: int | None = None,
 ) -> dict[str, Any]:
     """Check every argument of ``Queue.add`` and return the job for the addJob script."""
     if not isinstance(name, str):
@@ -114,6 +115,11 @@ def build_job(
     if not name:
         raise ValueError("name must not be empty")
     data_json = encode_json(data, "data")
+    if size_limit is not None:
+        check_int(size_limit, "size_limit", 1)
+        size = len(data_json.encode())
+        if size > size_limit:
+            raise ValueError(f"data is {size} bytes as JSON, over size_limit ({size_limit} bytes)")
     check_int(attempts, "attempts", 1)
     delay_ms = to_ms(delay, "delay")
     check_int(priority, "priority", 0, MAX_PRIORITY)
@@ -141,6 +147,8 @@ def build_job(
     dedup = check_deduplication(deduplication)
     if dedup is not None:
         opts["de"] = dedup
+    if size_limit is not None:
+        opts["sizeLimit"] = size_limit
     spec = {
         "id": custom_id,
         "name": name,

@@ -27,6 +27,7 @@ _ADD_OPTIONS = frozenset(
         "remove_on_complete",
         "remove_on_fail",
         "deduplication",
+        "size_limit",
     }
 )
 
@@ -92,7 +93,8 @@ class Queue:
 
         Options: ``job_id``, ``attempts`` (runs in all, default 1), ``backoff``,
         ``delay`` (seconds), ``priority`` (1 runs first, 0 = none), ``lifo``,
-        ``remove_on_complete``, ``remove_on_fail`` and ``deduplication``. A second
+        ``remove_on_complete``, ``remove_on_fail``, ``deduplication`` and
+        ``size_limit`` (bytes of data as JSON, as BullMQ's sizeLimit). A second
         add with the same ``job_id`` (or deduplication id) returns the existing job.
         ``repeat={"pattern": "0 8 * * *", "tz": ...}`` or ``{"every": seconds}``
         makes a job scheduler (its id: ``job_id``, else the name; adding it again

@@ -1,0 +1,176 @@
+"""Payloads are data, never code; credentials stay out of sight; sizes are bounded."""
+
+from __future__ import annotations
+
+import base64
+import pickle
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import minibull
+from minibull.cli import redact
+
+
+class Boom:
+    def __reduce__(self):
+        return (exec, ("import sys; sys.modules['minibull'].HACKED = True",))
+
+
+async def test_a_pickle_in_a_job_hash_is_read_as_text_never_run(queue, make_worker):
+    job = await queue.add("job", {"ok": 1})
+    payload = pickle.dumps(Boom())
+    await queue.redis.hset(queue.keys.job(job.id), "data", base64.b64encode(payload).decode())
+    await queue.redis.hset(queue.keys.job(job.id), "returnvalue", payload.decode("latin-1"))
+    seen = []
+    make_worker(lambda job: seen.append(job.data) or "done")
+    assert await job.wait_until_finished(timeout=5) == "done"
+    assert seen == [base64.b64encode(payload).decode()]  # the raw text, as data
+    assert not hasattr(minibull, "HACKED")
+
+
+async def test_a_corrupted_job_hash_fails_the_job_with_a_reason(queue, make_worker):
+    job = await queue.add("job", {})
+    await queue.redis.hset(queue.keys.job(job.id), "timestamp", "not-a-number")
+    ran = []
+    make_worker(lambda job: ran.append(job.id))
+    with pytest.raises(minibull.JobFailedError, match="cannot be read"):
+        await job.wait_until_finished(timeout=5)
+    assert ran == []
+
+
+async def test_size_limit(queue, prefix):
+    with pytest.raises(ValueError, match="over size_limit"):
+        await queue.add("big", {"blob": "x" * 2000}, size_limit=1000)
+    assert await queue.redis.keys(f"{prefix}:*") == []
+    job = await queue.add("small", {"blob": "x" * 10}, size_limit=1000)
+    assert job.opts["sizeLimit"] == 1000
+    with pytest.raises(TypeError, match="size_limit"):
+        await queue.add("small", {}, size_limit="1kB")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def protected_redis():
+    """A private redis-server with a password for the default user and an ACL user."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed (apt-get install -y redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "s3cret-default",
+            "--user",
+            "worker",
+            "on",
+            ">s3cret-acl",
+            "~*",
+            "&*",
+            "+@all",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            threading.Event().wait(0.02)
+    yield port
+    process.kill()
+    process.wait()
+
+
+@pytest.mark.parametrize("userinfo", [":s3cret-default", "worker:s3cret-acl"])
+async def test_password_and_acl_user_urls_work_and_stay_hidden(protected_redis, userinfo, caplog):
+    url = f"redis://{userinfo}@127.0.0.1:{protected_redis}/0"
+    async with minibull.Queue("q", url) as queue:
+        worker = minibull.Worker("q", lambda job: job.data + 1, url)
+        async with worker:
+            job = await queue.add("inc", 41)
+            assert await job.wait_until_finished(timeout=10) == 42
+        shown = repr(queue) + repr(worker) + repr(job) + caplog.text + redact(url)
+        assert "s3cret" not in shown
+    with pytest.raises(Exception) as wrong:
+        async with minibull.Queue("q", f"redis://:wrong@127.0.0.1:{protected_redis}/0") as q:
+            await q.add("inc", 1)
+    assert "wrong" not in str(wrong.value)
+
+
+async def test_hostile_names_and_ids_are_just_data(queue, make_worker):
+    names = ["'; DROP TABLE jobs; --", "emoji 🐂", "new\nline", "x" * 1000, "{bull}:*"]
+    make_worker(lambda job: job.name)
+    jobs = [await queue.add(name, {"name": name}) for name in names]
+    jobs.append(await queue.add("id", {}, job_id="weird id with spaces {} *"))
+    results = [await job.wait_until_finished(timeout=5) for job in jobs]
+    assert results == [*names, "id"]
+
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+options = st.fixed_dictionaries(
+    {},
+    optional={
+        "attempts": st.one_of(st.integers(-2, 5), st.floats(), st.text(max_size=3)),
+        "delay": st.one_of(st.integers(-5, 5), st.floats(allow_nan=True), st.none()),
+        "priority": st.one_of(st.integers(-1, 3_000_000), st.text(max_size=2)),
+        "job_id": st.one_of(st.text(max_size=6), st.integers()),
+        "backoff": st.one_of(st.integers(-1, 3), st.text(max_size=5), values),
+        "remove_on_complete": values,
+        "lifo": values,
+    },
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    batch=st.lists(st.tuples(st.one_of(st.text(max_size=10), values), values, options), max_size=6)
+)
+async def test_random_input_gives_clear_errors_or_jobs_that_run(queue, batch):
+    added = []
+    for name, data, opts in batch:
+        try:
+            added.append(await queue.add(name, data, **opts))
+        except (ValueError, TypeError):
+            continue
+    ids = {job.id for job in added}
+    async with minibull.Worker("q", lambda job: job.data, prefix=queue.prefix, clock=queue.clock):
+        await queue.clock.advance(10)
+        for job in added:
+            if job.opts.get("attempts", 1) >= 1:
+                try:
+                    await job.wait_until_finished(timeout=5)
+                except minibull.JobFailedError:
+                    pass
+    states = {job_id: [] for job_id in ids}
+    for state in minibull.STATES:
+        for job in await queue.get_jobs(state):
+            states.setdefault(job.id, []).append(state)
+    assert all(len(found) == 1 for found in states.values()), states
+    await queue.obliterate(force=True)
