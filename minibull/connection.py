@@ -11,6 +11,7 @@ import os
 
 import fakeredis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
@@ -63,14 +64,18 @@ def _reconnect_retry() -> Retry:
     )
 
 
-def resolve(connection: str | Redis | None) -> tuple[Redis, bool]:
+def resolve(connection: str | Redis | RedisCluster | None) -> tuple[Redis, bool]:
     """A client for a ``connection=`` argument, and whether we created it (and must close it)."""
     if connection is None or isinstance(connection, str):
         return connect(connection), True
+    if isinstance(connection, RedisCluster):
+        if not connection.get_encoder().decode_responses:
+            raise ValueError("create the RedisCluster client with decode_responses=True")
+        return connection, False  # type: ignore[return-value]
     if not isinstance(connection, Redis):
         raise TypeError(
-            "connection must be a redis URL string or a redis.asyncio.Redis client "
-            f"(got {type(connection).__name__})"
+            "connection must be a redis URL string, a redis.asyncio.Redis client or a "
+            f"redis.asyncio.cluster.RedisCluster (got {type(connection).__name__})"
         )
     if connection.get_encoder().decode_responses:
         return connection, False
@@ -83,7 +88,27 @@ def resolve(connection: str | Redis | None) -> tuple[Redis, bool]:
 def blocking_limit(redis: Redis, wanted: float) -> float:
     """How long a blocking command (BZPOPMIN, XREAD BLOCK) may wait on this client:
     ``wanted``, cut to stay under the client's socket timeout (redis-py's default is 5 s)."""
-    socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+    kwargs = (
+        redis.get_connection_kwargs()
+        if isinstance(redis, RedisCluster)
+        else redis.connection_pool.connection_kwargs
+    )
+    socket_timeout = kwargs.get("socket_timeout")
     if socket_timeout:
         return max(0.001, min(wanted, socket_timeout * 0.8))
     return wanted
+
+
+def check_cluster_prefix(redis: Redis, prefix: str) -> None:
+    """On a Redis Cluster every key of a queue must live in one slot: the prefix needs a
+    hash tag, as BullMQ documents (``prefix="{bull}"``)."""
+    if isinstance(redis, RedisCluster) and not _has_hash_tag(prefix):
+        raise ValueError(
+            f"prefix {prefix!r} has no hash tag: on a Redis Cluster use e.g. prefix='{{bull}}' "
+            "so that all keys of a queue are in one slot"
+        )
+
+
+def _has_hash_tag(prefix: str) -> bool:
+    start = prefix.find("{")
+    return start >= 0 and prefix.find("}", start + 2) > start

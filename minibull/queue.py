@@ -8,7 +8,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from .clock import Clock, SystemClock, to_ms
-from .connection import blocking_limit, resolve
+from .connection import blocking_limit, check_cluster_prefix, resolve
 from .errors import JobFailedError, JobNotFoundError
 from .job import FINISHED_STATES, STATES, Job, _loads
 from .keys import LIST_STATES, QueueKeys
@@ -68,6 +68,7 @@ class Queue:
         self.keys = QueueKeys(self.name, prefix)
         self.clock = clock or SystemClock()
         self.redis, self._owns_redis = resolve(connection)
+        check_cluster_prefix(self.redis, prefix)
         self.scripts = Scripts(self.redis, self.keys)
 
     def __repr__(self) -> str:
