@@ -444,9 +444,9 @@ def attempt_spans(events: Iterable[Mapping[str, Any]]) -> list[Span]:
             finish(job_id, kind, ts)
         elif kind == "delayed" and event.get("prev") == "active":
             finish(job_id, "retried", ts, int(float(event["delay"])))
-        elif kind == "waiting" and event.get("prev") == "active" and ts is not None:
-            finish(job_id, "retried", ts, ts)
-        elif kind in ("stalled", "waiting"):
+        elif kind == "waiting" and event.get("prev") == "active":
+            finish(job_id, "retried", ts, ts)  # retried at once (ts None: time not recorded)
+        elif kind == "stalled":
             finish(job_id, "stalled", None)
     return spans
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import html
 import io
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
@@ -55,7 +54,7 @@ class QueueDashboard:
         self.failures: list[dict[str, Any]] = []  # newest first: id, name, attempts, reason
         self.error: BaseException | None = None
         self.refreshes = 0
-        self._finished: deque[int] = deque()  # ts of completed/failed events in the window
+        self._finished: list[int] = []  # ts of the completed/failed events in the window
         self._last_event = "0-0"
         self._task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
@@ -74,10 +73,8 @@ class QueueDashboard:
         self.counts = await self.queue.get_job_counts()
         self.paused = await self.queue.is_paused()
         await self._read_finished_events()
-        now = self.queue.clock.now()
-        window_ms = self.window * 1000
-        while self._finished and self._finished[0] <= now - window_ms:
-            self._finished.popleft()
+        cutoff = self.queue.clock.now() - self.window * 1000
+        self._finished = [ts for ts in self._finished if ts > cutoff]
         self.throughput = len(self._finished) / self.window
         failed = (
             await self.queue.get_jobs("failed", 0, self.failure_count - 1)
