@@ -14,7 +14,7 @@ import heapq
 import io
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -533,6 +533,53 @@ def plot_job_timeline(
     return figure
 
 
+# -- background work ------------------------------------------------------------------
+
+
+class Every:
+    """Runs ``await step()`` every ``interval`` real seconds in the background, until
+    ``stop()`` or until a step returns False.
+
+    ``stop()`` lets the loop end at its next step instead of cancelling it, because a
+    cancellation that lands inside a Redis call can be swallowed by the client.
+    """
+
+    def __init__(self, interval: float, step: Callable[[], Awaitable[object]]) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0 seconds (got {interval!r})")
+        self.interval = interval
+        self.step = step
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    @property
+    def running(self) -> bool:
+        """True while the background loop runs."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start the loop on the running event loop (once)."""
+        if not self.running:
+            self._stopping.clear()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            if await self.step() is False:
+                return
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        """Stop the loop and wait for it to end (re-raising what made it fail, if anything)."""
+        if self._task is not None:
+            self._stopping.set()
+            task, self._task = self._task, None
+            await task
+
+
 # -- queue depth ----------------------------------------------------------------------
 
 
@@ -553,8 +600,7 @@ class DepthSampler:
         self.queue = queue
         self.interval = interval
         self.samples: list[DepthSample] = []
-        self._task: asyncio.Task[None] | None = None
-        self._stopping: asyncio.Event | None = None
+        self._every = Every(interval, self.sample)
 
     def __repr__(self) -> str:
         return f"DepthSampler({self.queue!r}, samples={len(self.samples)})"
@@ -568,27 +614,12 @@ class DepthSampler:
 
     def start(self) -> DepthSampler:
         """Sample in the background on the running event loop; returns self."""
-        if self._task is None:
-            self._stopping = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._sample_until_stopped())
+        self._every.start()
         return self
-
-    async def _sample_until_stopped(self) -> None:
-        assert self._stopping is not None
-        while not self._stopping.is_set():
-            await self.sample()
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
-            except asyncio.TimeoutError:
-                pass
 
     async def stop(self) -> list[DepthSample]:
         """Stop sampling, take a last sample, and return them all."""
-        if self._task is not None:
-            assert self._stopping is not None
-            self._stopping.set()
-            await self._task  # the loop ends at its next step; it is never cancelled mid-call
-            self._task = None
+        await self._every.stop()
         await self.sample()
         return self.samples
 

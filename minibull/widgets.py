@@ -8,7 +8,6 @@ as plain text and HTML (``to_text()``, ``to_html()``) where widgets do not
 
 from __future__ import annotations
 
-import asyncio
 import html
 import io
 from typing import TYPE_CHECKING, Any
@@ -56,8 +55,7 @@ class QueueDashboard:
         self.refreshes = 0
         self._finished: list[int] = []  # ts of the completed/failed events in the window
         self._last_event = "0-0"
-        self._task: asyncio.Task[None] | None = None
-        self._stopping: asyncio.Event | None = None
+        self._every = viz.Every(interval, self._refresh_or_stop)
         self.widget = w.VBox([w.HTML(self.to_html())])
 
     def __repr__(self) -> str:
@@ -66,7 +64,7 @@ class QueueDashboard:
     @property
     def running(self) -> bool:
         """True while the background refresh runs."""
-        return self._task is not None and not self._task.done()
+        return self._every.running
 
     async def refresh(self) -> None:
         """Read the queue once and redraw."""
@@ -104,34 +102,21 @@ class QueueDashboard:
 
     def start(self) -> QueueDashboard:
         """Refresh every ``interval`` real seconds in the background; returns self."""
-        if not self.running:
-            self._stopping = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._refresh_until_stopped())
+        self._every.start()
         return self
 
-    async def _refresh_until_stopped(self) -> None:
-        assert self._stopping is not None
-        while not self._stopping.is_set():
-            try:
-                await self.refresh()
-            except Exception as exc:  # e.g. the queue was closed: show it and stop
-                self.error = exc
-                self._redraw()
-                return
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
-            except asyncio.TimeoutError:
-                pass
+    async def _refresh_or_stop(self) -> bool:
+        try:
+            await self.refresh()
+        except Exception as exc:  # e.g. the queue was closed: show it and stop
+            self.error = exc
+            self._redraw()
+            return False
+        return True
 
     async def stop(self) -> None:
         """Stop refreshing, waiting for the background task to end."""
-        if self._task is None:
-            return
-        assert self._stopping is not None
-        self._stopping.set()
-        # The loop ends at its next step; it is not cancelled inside a Redis call.
-        await self._task
-        self._task = None
+        await self._every.stop()
 
     async def close(self) -> None:
         """Stop refreshing and close the widget."""

@@ -401,7 +401,7 @@ async def test_depth_sampler_records_the_counts_during_a_run(rt_queue, make_work
     rt_worker(make_worker, work, concurrency=2)
     await wait_until_finished(rt_queue, 20)
     samples = await sampler.stop()
-    assert sampler._task is None
+    assert not sampler._every.running
     assert samples[-1].counts["completed"] == 20 and samples[-1].counts["waiting"] == 0
     assert len(samples) >= 3
     completed = [sample.counts["completed"] for sample in samples]
@@ -430,3 +430,30 @@ async def test_queue_depth_lines_are_the_samples(queue, make_worker, clock):
         assert list(line.get_ydata()) == [s.counts[state] for s in samples]
     assert figure.axes[0].get_ylabel() == "jobs"
     assert_readable(figure, "Queue depth", "(s)")
+
+
+async def test_every_runs_a_step_until_stopped_and_reports_its_failure():
+    calls = []
+
+    async def step():
+        calls.append(len(calls))
+        if len(calls) == 3:
+            return False  # a step can end the loop itself
+        return None
+
+    every = viz.Every(0.001, step)
+    every.start()
+    await wait_for(lambda: not every.running)
+    assert calls == [0, 1, 2]
+    await every.stop()
+
+    async def broken():
+        raise ConnectionError("gone")
+
+    failing = viz.Every(0.001, broken)
+    failing.start()
+    await wait_for(lambda: not failing.running)
+    with pytest.raises(ConnectionError, match="gone"):
+        await failing.stop()
+    with pytest.raises(ValueError, match="interval must be > 0"):
+        viz.DepthSampler(None, interval=0)

@@ -16,11 +16,7 @@ from tests.conftest import wait_for  # noqa: E402
 
 
 def dashboard_tasks() -> list[asyncio.Task]:
-    return [
-        task
-        for task in asyncio.all_tasks()
-        if task.get_coro().__qualname__ == "QueueDashboard._refresh_until_stopped"
-    ]
+    return [task for task in asyncio.all_tasks() if task.get_coro().__qualname__ == "Every._run"]
 
 
 async def test_dashboard_shows_counts_throughput_and_failures(queue, make_worker, clock):
