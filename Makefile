@@ -18,7 +18,7 @@ endif
 # The notebooks folder, if there is one (pytest stops on a path that does not exist).
 NOTEBOOKS := $(wildcard notebooks)
 
-.PHONY: venv lab test lint clean
+.PHONY: venv lab test lint clean bench
 
 venv: $(STAMP)
 
@@ -36,6 +36,22 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check minibull tests
 	$(BIN)/ruff format --check minibull tests
+
+# Benchmarks against the peer libraries, in a venv of their own (bench/.venv); writes
+# bench/results/ and the README's Performance section. `make bench BENCH_ARGS=--quick`.
+BENCH_ARGS ?=
+BENCH_BIN := bench/.venv/bin
+BENCH_STAMP := bench/.venv/.installed
+
+$(BENCH_STAMP): pyproject.toml bench/requirements.txt
+	test -x $(BENCH_BIN)/python || $(PYTHON) -m venv bench/.venv
+	$(BENCH_BIN)/python -m pip install -e . -r bench/requirements.txt
+	# Every library gets redis-py's pure-Python parser, as a plain `pip install minibull` has.
+	$(BENCH_BIN)/python -m pip uninstall -y hiredis
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(BENCH_BIN)/python bench/run.py $(BENCH_ARGS)
 
 # Keeps .venv; `rm -rf .venv` to rebuild it from scratch.
 clean:

@@ -1,0 +1,1 @@
+"""minibull's benchmarks against its peers: `make bench` (see bench/README.md)."""

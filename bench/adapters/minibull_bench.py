@@ -1,0 +1,50 @@
+"""minibull: ``Queue.add`` / ``add_bulk`` and ``Worker`` (its CLI worker for several processes)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from minibull import Queue, Worker
+
+from bench.adapters import IO_SECONDS
+from bench.probe import job_done, start_probe
+
+BULK = True
+IN_PROCESS_CONCURRENCY = True
+
+# `minibull worker --processor bench.adapters.minibull_bench:noop` imports this module:
+# that is where a CLI worker process starts counting.
+start_probe()
+
+
+async def noop(job: object) -> None:
+    job_done()
+
+
+async def io(job: object) -> None:
+    await asyncio.sleep(IO_SECONDS)
+    job_done()
+
+
+JOBS = {"noop": noop, "io": io}
+
+
+class Producer:
+    def __init__(self, url: str | None, queue: str, kind: str) -> None:
+        self.queue = Queue(queue, url)
+
+    async def add_one(self, i: int) -> None:
+        await self.queue.add("job", {"i": i})
+
+    async def add_bulk(self, start: int, count: int) -> None:
+        await self.queue.add_bulk([{"name": "job", "data": {"i": i}} for i in range(start, start + count)])
+
+    async def close(self) -> None:
+        await self.queue.close()
+
+
+async def serve(url: str | None, queue: str, concurrency: int, kind: str, go: Callable[[], None]) -> None:
+    worker = Worker(queue, JOBS[kind], url, concurrency=concurrency)
+    go()
+    await worker.run()

@@ -1,0 +1,309 @@
+"""One benchmark process, started by the driver (``bench/run.py``) for one measurement.
+
+    python -m bench.child enqueue LIB --url U --queue Q --kind noop --jobs N --mode single
+    python -m bench.child worker  LIB --url U --queue Q --kind noop --concurrency 10
+    python -m bench.child embedded --jobs N        (minibull on its in-process default)
+    python -m bench.child raw --url U --seconds 1  (redis-py alone: the physical reference)
+
+The protocol with the driver is line-based on the real stdout: "ready" when the
+process has imported and built everything, then it waits for "go" on stdin, and
+an enqueue prints one JSON line of results. Anything a library prints goes to
+stderr (the driver keeps it in a log file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+from bench import probe
+
+_protocol = sys.stdout
+
+
+def _take_stdout() -> None:
+    """Keep the real stdout for the protocol; everything else printed goes to stderr."""
+    global _protocol
+    _protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+
+
+def say(line: str) -> None:
+    _protocol.write(line + "\n")
+    _protocol.flush()
+
+
+def wait_for_go() -> None:
+    say("ready")
+    if sys.stdin.readline().strip() != "go":
+        sys.exit(0)  # the driver gave up on this run
+    probe.Traffic.reset()
+
+
+def adapter(lib: str) -> Any:
+    return importlib.import_module(f"bench.adapters.{lib}_bench")
+
+
+async def _maybe(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- enqueue -------------------------------------------------------------------
+
+
+async def enqueue(args: argparse.Namespace) -> None:
+    probe.count_redis_traffic()
+    lib = adapter(args.lib)
+    producer = lib.Producer(args.url, args.queue, args.kind)
+    bulk = args.mode == "bulk" or (args.mode == "fill" and lib.BULK)
+    if args.mode == "bulk" and not lib.BULK:
+        raise SystemExit(f"{args.lib} has no bulk enqueue")
+    if args.warmup:  # connect and load scripts outside the timed part
+        await _maybe(producer.add_one(-1))
+        for i in range(1, args.warmup):
+            await _maybe(producer.add_one(-1 - i))
+    if args.handshake:
+        wait_for_go()
+    probe.Traffic.reset()
+    latencies: list[float] = []
+    cpu = time.process_time()
+    started = time.perf_counter()
+    if bulk:
+        for start in range(0, args.jobs, args.batch):
+            t0 = time.perf_counter()
+            await _maybe(producer.add_bulk(start, min(args.batch, args.jobs - start)))
+            latencies.append(time.perf_counter() - t0)
+    else:
+        for i in range(args.jobs):
+            t0 = time.perf_counter()
+            await _maybe(producer.add_one(i))
+            latencies.append(time.perf_counter() - t0)
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    traffic = (probe.Traffic.round_trips, probe.Traffic.commands)
+    await _maybe(producer.close())
+    say(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rate": args.jobs / seconds,
+                "p50_us": percentile(latencies, 0.50) * 1e6,
+                "p99_us": percentile(latencies, 0.99) * 1e6,
+                "mean_us": statistics.fmean(latencies) * 1e6,
+                "round_trips": traffic[0] / args.jobs,
+                "client_commands": traffic[1] / args.jobs,
+                "cpu_us": cpu / args.jobs * 1e6,
+            }
+        )
+    )
+
+
+# -- worker --------------------------------------------------------------------
+
+
+async def fill(lib: Any, args: argparse.Namespace) -> None:
+    """Enqueue the jobs a drain will run, with the library's fastest enqueue (not timed)."""
+    producer = lib.Producer(args.url, args.queue, args.kind)
+    if lib.BULK:
+        for start in range(0, args.fill, args.batch):
+            await _maybe(producer.add_bulk(start, min(args.batch, args.fill - start)))
+    else:
+        for i in range(args.fill):
+            await _maybe(producer.add_one(i))
+    await _maybe(producer.close())
+
+
+def worker(args: argparse.Namespace) -> None:
+    probe.start_probe()
+    lib = adapter(args.lib)
+    if args.fill:
+        asyncio.run(fill(lib, args))
+    served = lib.serve(args.url, args.queue, args.concurrency, args.kind, wait_for_go)
+    if inspect.isawaitable(served):
+        asyncio.run(served)
+
+
+# -- minibull on the embedded default ---------------------------------------
+
+
+async def embedded(args: argparse.Namespace) -> None:
+    """minibull with no Redis at all (fakeredis in this process), as on a learner's laptop."""
+    from minibull import Queue, Worker
+
+    n = args.jobs
+    results: dict[str, Any] = {}
+
+    async def add_single(queue: Queue, count: int) -> list[float]:
+        latencies = []
+        for i in range(count):
+            t0 = time.perf_counter()
+            await queue.add("job", {"i": i})
+            latencies.append(time.perf_counter() - t0)
+        return latencies
+
+    async def add_bulk(queue: Queue, count: int) -> None:
+        for start in range(0, count, args.batch):
+            size = min(args.batch, count - start)
+            await queue.add_bulk([{"name": "job", "data": {"i": i}} for i in range(start, start + size)])
+
+    async def drain(name: str, count: int, concurrency: int) -> float:
+        done = asyncio.Event()
+        finished = 0
+
+        async def noop(job: object) -> None:
+            nonlocal finished
+            finished += 1
+            if finished == count:
+                done.set()
+
+        worker = Worker(name, noop, concurrency=concurrency)
+        started = time.perf_counter()
+        worker.start()
+        await asyncio.wait_for(done.wait(), timeout=600)
+        seconds = time.perf_counter() - started
+        await worker.close()
+        return seconds
+
+    async with Queue("emb-single") as queue:
+        await add_single(queue, 50)  # warm-up: scripts loaded
+        t0 = time.perf_counter()
+        latencies = await add_single(queue, n)
+        seconds = time.perf_counter() - t0
+    results["enqueue_single"] = {
+        "rate": n / seconds,
+        "p50_us": percentile(latencies, 0.5) * 1e6,
+        "p99_us": percentile(latencies, 0.99) * 1e6,
+    }
+    async with Queue("emb-bulk") as queue:
+        await add_bulk(queue, 50)
+        t0 = time.perf_counter()
+        await add_bulk(queue, n)
+        results["enqueue_bulk"] = {"rate": n / (time.perf_counter() - t0)}
+    for concurrency in (1, 10):
+        name = f"emb-drain-c{concurrency}"
+        async with Queue(name) as queue:
+            await add_bulk(queue, n)
+        seconds = await drain(name, n, concurrency)
+        results[f"drain_noop_c{concurrency}"] = {"rate": n / seconds}
+    # End to end: add the jobs and run them all, as a notebook cell would.
+    for mode in ("bulk", "single"):
+        name = f"emb-e2e-{mode}"
+        async with Queue(name) as queue:
+            t0 = time.perf_counter()
+            if mode == "bulk":
+                await add_bulk(queue, n)
+            else:
+                await add_single(queue, n)
+            seconds = await drain(name, n, 10)
+            results[f"e2e_{mode}_c10"] = {"rate": n / (time.perf_counter() - t0)}
+    say(json.dumps(results))
+
+
+# -- the physical reference --------------------------------------------------
+
+
+def raw(args: argparse.Namespace) -> None:
+    """redis-py alone on one connection: PING, a trivial EVALSHA, LPUSH+BRPOP pairs."""
+    import redis
+    import redis.asyncio
+
+    key = "bench:raw"
+    results: dict[str, float] = {}
+
+    def timed(name: str, step: Any) -> None:
+        count, deadline = 0, time.perf_counter() + args.seconds
+        t0 = time.perf_counter()
+        while time.perf_counter() < deadline:
+            for _ in range(100):
+                step()
+            count += 100
+        results[name] = count / (time.perf_counter() - t0)
+
+    client = redis.Redis.from_url(args.url, single_connection_client=True)
+    sha = client.script_load("return 1")
+    timed("sync_ping", client.ping)
+    timed("sync_evalsha", lambda: client.evalsha(sha, 0))
+    timed("sync_lpush_brpop", lambda: (client.lpush(key, "x"), client.brpop([key], 1)))
+    client.delete(key)
+    client.close()
+
+    async def async_part() -> None:
+        aclient = redis.asyncio.Redis.from_url(args.url, single_connection_client=True)
+
+        async def atimed(name: str, step: Any) -> None:
+            count, deadline = 0, time.perf_counter() + args.seconds
+            t0 = time.perf_counter()
+            while time.perf_counter() < deadline:
+                for _ in range(100):
+                    await step()
+                count += 100
+            results[name] = count / (time.perf_counter() - t0)
+
+        async def pair() -> None:
+            await aclient.lpush(key, "x")
+            await aclient.brpop([key], 1)
+
+        await atimed("async_ping", aclient.ping)
+        await atimed("async_evalsha", lambda: aclient.evalsha(sha, 0))
+        await atimed("async_lpush_brpop", pair)
+        await aclient.delete(key)
+        await aclient.aclose()
+
+    asyncio.run(async_part())
+    say(json.dumps(results))
+
+
+def main() -> None:
+    _take_stdout()
+    logging.basicConfig(level=logging.WARNING)
+    parser = argparse.ArgumentParser(prog="python -m bench.child")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("enqueue", "worker"):
+        command = commands.add_parser(name)
+        command.add_argument("lib")
+        command.add_argument("--url", required=True)
+        command.add_argument("--queue", required=True)
+        command.add_argument("--kind", default="noop", choices=("noop", "io"))
+    enq = commands.choices["enqueue"]
+    enq.add_argument("--jobs", type=int, required=True)
+    enq.add_argument("--mode", default="single", choices=("single", "bulk", "fill"))
+    enq.add_argument("--batch", type=int, default=1000)
+    enq.add_argument("--warmup", type=int, default=0)
+    enq.add_argument("--handshake", action="store_true")
+    work = commands.choices["worker"]
+    work.add_argument("--concurrency", type=int, default=1)
+    work.add_argument("--fill", type=int, default=0, help="enqueue this many jobs first")
+    work.add_argument("--batch", type=int, default=1000)
+    emb = commands.add_parser("embedded")
+    emb.add_argument("--jobs", type=int, required=True)
+    emb.add_argument("--batch", type=int, default=1000)
+    rawp = commands.add_parser("raw")
+    rawp.add_argument("--url", required=True)
+    rawp.add_argument("--seconds", type=float, default=1.0)
+    args = parser.parse_args()
+    if args.command == "enqueue":
+        asyncio.run(enqueue(args))
+    elif args.command == "worker":
+        worker(args)
+    elif args.command == "embedded":
+        asyncio.run(embedded(args))
+    else:
+        raw(args)
+
+
+if __name__ == "__main__":
+    main()

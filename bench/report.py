@@ -1,0 +1,559 @@
+"""From the runs to the product: medians, ratios to minibull, targets, tables, figures.
+
+Everything here is pure over the results dict (``summarise`` makes it), so the
+tables and figures can be redrawn from ``bench/results/results.json`` alone:
+``bench/.venv/bin/python -m bench.report``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+METRICS = (
+    "rate",
+    "p50_us",
+    "p99_us",
+    "round_trips",
+    "server_commands",
+    "client_commands",
+    "of_ideal",
+    "cpu_us",
+)
+DRAIN_LABELS = {"c1": "1 process, concurrency 1", "c10": "1 process, concurrency 10",
+                "2p": "2 processes, concurrency 10 each"}
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+# -- numbers ---------------------------------------------------------------
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def summarise(info: dict[str, Any], runs: list[dict[str, Any]], libs: list[str]) -> dict[str, Any]:
+    """Medians (and min/max) over the runs, ratios to minibull, and the targets."""
+    summary: dict[str, Any] = {}
+    for lib in libs:
+        scenarios: dict[str, list[dict[str, Any]]] = {}
+        for run in runs:
+            for scenario, result in run["libs"].get(lib, {}).items():
+                if "error" not in result:
+                    scenarios.setdefault(scenario, []).append(result)
+        summary[lib] = {}
+        for scenario, results in scenarios.items():
+            entry = {
+                metric: spread([r[metric] for r in results])
+                for metric in METRICS
+                if all(metric in r for r in results)
+            }
+            names = sorted({name for r in results for name in r.get("commands", {})})
+            entry["commands"] = {
+                name: statistics.fmean(r.get("commands", {}).get(name, 0) for r in results)
+                for name in names
+            }
+            entry["capped"] = sum(1 for r in results if r.get("capped"))
+            for key in ("processes", "concurrency", "ideal", "jobs"):
+                if key in results[0]:
+                    entry[key] = results[0][key]
+            summary[lib][scenario] = entry
+        errors = [r["libs"][lib][s]["error"] for r in runs for s in r["libs"].get(lib, {})
+                  if "error" in r["libs"][lib][s]]
+        if errors:
+            summary[lib]["errors"] = errors
+    raw = _spread_flat([run["raw"] for run in runs if "raw" in run])
+    embedded_runs = [run["embedded"] for run in runs if "embedded" in run]
+    embedded = {
+        scenario: {
+            metric: spread([r[scenario][metric] for r in embedded_runs])
+            for metric in embedded_runs[0][scenario]
+        }
+        for scenario in (embedded_runs[0] if embedded_runs else {})
+    }
+    results = {"machine": info, "summary": summary, "raw": raw, "embedded": embedded, "runs": runs}
+    results["ratios"] = ratios(summary)
+    results["targets"] = targets(results)
+    return results
+
+
+def _spread_flat(items: list[dict[str, float]]) -> dict[str, Any]:
+    if not items:
+        return {}
+    return {key: spread([item[key] for item in items]) for key in items[0]}
+
+
+def median(summary: dict[str, Any], lib: str, scenario: str, metric: str) -> float | None:
+    try:
+        return summary[lib][scenario][metric]["median"]
+    except KeyError:
+        return None
+
+
+def ratios(summary: dict[str, Any]) -> dict[str, Any]:
+    """peer / minibull, on medians, for every scenario and metric both have."""
+    out: dict[str, Any] = {}
+    for lib in summary:
+        if lib == "minibull":
+            continue
+        out[lib] = {}
+        for scenario, entry in summary[lib].items():
+            if scenario == "errors":
+                continue
+            for metric in ("rate", "p50_us", "p99_us", "round_trips", "server_commands"):
+                mine = median(summary, "minibull", scenario, metric)
+                theirs = median(summary, lib, scenario, metric)
+                if mine and theirs is not None:
+                    out[lib].setdefault(scenario, {})[metric] = theirs / mine
+    return out
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets for minibull, each checked against this run's medians."""
+    summary = results["summary"]
+    peers = [lib for lib in summary if lib != "minibull"]
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, goal: float | None, higher: bool, unit: str,
+            against: str) -> None:
+        ok = None
+        if value is not None and goal is not None:
+            ok = value >= goal if higher else value <= goal
+        found.append({"target": name, "value": value, "goal": goal, "unit": unit,
+                      "against": against, "pass": ok})
+
+    def best_peer(scenario: str, metric: str, highest: bool) -> tuple[float | None, str]:
+        values = [(median(summary, lib, scenario, metric), lib) for lib in peers]
+        values = [(v, lib) for v, lib in values if v is not None]
+        if not values:
+            return None, "no peer measured"
+        value, lib = max(values) if highest else min(values)
+        return value, lib
+
+    add("single enqueue in one round trip",
+        median(summary, "minibull", "enqueue_single", "round_trips"), 1.0, False, "round trips",
+        "1")
+    value, lib = best_peer("enqueue_single", "p50_us", highest=False)
+    add("single enqueue p50 at or below the fastest peer's",
+        median(summary, "minibull", "enqueue_single", "p50_us"), value, False, "us", lib)
+    add("bulk enqueue at or above bullmq's",
+        median(summary, "minibull", "enqueue_bulk", "rate"),
+        median(summary, "bullmq", "enqueue_bulk", "rate"), True, "jobs/s", "bullmq")
+    bullmq_c10 = median(summary, "bullmq", "drain_noop_c10", "rate")
+    add("drain at concurrency 10, one process, at least 1.5x bullmq's",
+        median(summary, "minibull", "drain_noop_c10", "rate"),
+        None if bullmq_c10 is None else 1.5 * bullmq_c10, True, "jobs/s", "1.5 x bullmq")
+    value, lib = best_peer("drain_noop_2p", "rate", highest=True)
+    add("drain with two processes at least the fastest peer's",
+        median(summary, "minibull", "drain_noop_2p", "rate"), value, True, "jobs/s", lib)
+    add("10 ms I/O jobs at concurrency 10: 95% of the ideal 1,000/s or more",
+        median(summary, "minibull", "drain_io_c10", "rate"), 950.0, True, "jobs/s", "ideal")
+    for drain in ("c1", "c10"):
+        add(f"at most 2 round trips per job on the worker side ({drain})",
+            median(summary, "minibull", f"drain_noop_{drain}", "round_trips"), 2.0, False,
+            "round trips", "2")
+    e2e = results["embedded"].get("e2e_bulk_c10", {}).get("rate", {}).get("median")
+    add("embedded default: at least 2,000 no-op jobs/s end to end", e2e, 2000.0, True,
+        "jobs/s", "2,000")
+    return found
+
+
+# -- text ------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(results: dict[str, Any], lib: str, scenario: str, metric: str = "rate") -> str:
+    if lib == "minibull":
+        return "1.00" if median(results["summary"], lib, scenario, metric) else "–"
+    value = results["ratios"].get(lib, {}).get(scenario, {}).get(metric)
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _libs(results: dict[str, Any]) -> list[str]:
+    return list(results["summary"])
+
+
+def targets_text(results: dict[str, Any]) -> str:
+    lines = ["minibull's targets (medians of this run):"]
+    for t in results["targets"]:
+        verdict = {True: "PASS", False: "FAIL", None: "n/a "}[t["pass"]]
+        digits = 2 if t["unit"] == "round trips" else 0
+        lines.append(
+            f"  {verdict}  {t['target']}: {_num(t['value'], digits)} {t['unit']}"
+            f" (goal {_num(t['goal'], digits)}, {t['against']})"
+        )
+    return "\n".join(lines)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_text(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    v = m["versions"]
+    peers = ", ".join(f"{lib} {v[lib]}" for lib in _libs(results) if lib != "minibull" and lib in v)
+    return (
+        f"{m['cores']} cores ({m['cpu']}), Python {m['python']}, Redis {m['redis_server']} "
+        f"({m['redis_where']}), redis-py {v.get('redis', '?')} with the "
+        f"{m['redis_py_parser']} parser. {m['jobs']:,} jobs per measurement, medians of "
+        f"{m['runs']} runs ({m['date']}, {m['minutes']} minutes). minibull at "
+        f"`{m['minibull_commit']}`; peers: {peers}."
+    )
+
+
+def enqueue_table(results: dict[str, Any]) -> str:
+    s = results["summary"]
+    rows = []
+    for lib in _libs(results):
+        rows.append([
+            lib,
+            _num(median(s, lib, "enqueue_single", "rate")),
+            _ratio(results, lib, "enqueue_single"),
+            _num(median(s, lib, "enqueue_single", "p50_us")),
+            _ratio(results, lib, "enqueue_single", "p50_us"),
+            _num(median(s, lib, "enqueue_single", "p99_us")),
+            _num(median(s, lib, "enqueue_single", "round_trips"), 1),
+            _num(median(s, lib, "enqueue_single", "server_commands"), 1),
+            _num(median(s, lib, "enqueue_single", "cpu_us")),
+            _num(median(s, lib, "enqueue_bulk", "rate")),
+            _ratio(results, lib, "enqueue_bulk"),
+            _num(median(s, lib, "enqueue_bulk", "server_commands"), 1),
+        ])
+    return table(
+        ["library", "one at a time, jobs/s", "÷ minibull", "p50 µs", "÷ minibull", "p99 µs",
+         "round trips/job", "Redis cmds/job", "producer CPU µs/job", "bulk, jobs/s", "÷ minibull", "bulk cmds/job"],
+        rows,
+    )
+
+
+def drain_table(results: dict[str, Any], kind: str) -> str:
+    s = results["summary"]
+    rows = []
+    for lib in _libs(results):
+        row = [lib]
+        for drain in ("c1", "c10", "2p"):
+            scenario = f"drain_{kind}_{drain}"
+            rate = median(s, lib, scenario, "rate")
+            cell = _num(rate)
+            if kind == "io" and rate is not None:
+                cell += f" ({median(s, lib, scenario, 'of_ideal'):.0%})"
+            if s.get(lib, {}).get(scenario, {}).get("capped"):
+                cell += "*"
+            row += [cell, _ratio(results, lib, scenario)]
+        if kind == "noop":
+            for drain in ("c1", "c10"):
+                row.append(_num(median(s, lib, f"drain_noop_{drain}", "round_trips"), 2))
+            row.append(_num(median(s, lib, "drain_noop_c10", "server_commands"), 1))
+            row.append(_num(median(s, lib, "drain_noop_c10", "cpu_us")))
+        rows.append(row)
+    header = ["library", "c1, jobs/s", "÷ mb", "c10, jobs/s", "÷ mb", "2 processes, jobs/s", "÷ mb"]
+    if kind == "noop":
+        header += ["worker round trips/job (c1)", "(c10)", "Redis cmds/job (c10)",
+                   "worker CPU µs/job (c10)"]
+    return table(header, rows)
+
+
+def reference_text(results: dict[str, Any]) -> str:
+    raw = results["raw"]
+    if not raw:
+        return ""
+    names = {
+        "sync_ping": "PING", "sync_evalsha": "EVALSHA (`return 1`)",
+        "sync_lpush_brpop": "LPUSH+BRPOP pairs",
+    }
+    rows = []
+    for key, label in names.items():
+        sync = raw.get(key, {}).get("median")
+        asynchronous = raw.get(key.replace("sync", "async"), {}).get("median")
+        rows.append([label, _num(sync), _num(asynchronous)])
+    text = table(["one connection", "redis-py, per second", "redis.asyncio, per second"], rows)
+    s = results["summary"]
+    pair = raw.get("sync_lpush_brpop", {}).get("median")
+    ping = raw.get("sync_ping", {}).get("median")
+    fractions = []
+    for lib in _libs(results):
+        enq = median(s, lib, "enqueue_single", "rate")
+        c1 = median(s, lib, "drain_noop_c1", "rate")
+        fractions.append([
+            lib,
+            "–" if not (enq and ping) else f"{enq / ping:.0%}",
+            "–" if not (c1 and pair) else f"{c1 / pair:.0%}",
+        ])
+    return text + "\n\nAs a fraction of that limit (one connection, one process):\n\n" + table(
+        ["library", "enqueue one at a time ÷ PING rate", "drain c1 ÷ LPUSH+BRPOP pair rate"],
+        fractions,
+    )
+
+
+def embedded_table(results: dict[str, Any]) -> str:
+    e = results["embedded"]
+    labels = {
+        "enqueue_single": "enqueue one at a time",
+        "enqueue_bulk": "enqueue in bulk",
+        "drain_noop_c1": "drain, concurrency 1",
+        "drain_noop_c10": "drain, concurrency 10",
+        "e2e_bulk_c10": "end to end: add_bulk, then a worker at concurrency 10",
+        "e2e_single_c10": "end to end: add one at a time, then a worker at concurrency 10",
+    }
+    rows = []
+    for key, label in labels.items():
+        if key in e:
+            extra = ""
+            if "p50_us" in e[key]:
+                extra = f" (p50 {e[key]['p50_us']['median']:,.0f} µs)"
+            rows.append([label, _num(e[key]["rate"]["median"]) + extra,
+                         f"{_num(e[key]['rate']['min'])}–{_num(e[key]['rate']['max'])}"])
+    return table(["minibull, embedded fakeredis (no server)", "jobs/s, median", "min–max"], rows)
+
+
+def targets_table(results: dict[str, Any]) -> str:
+    rows = []
+    for t in results["targets"]:
+        digits = 2 if t["unit"] == "round trips" else 0
+        verdict = {True: "PASS", False: "**FAIL**", None: "n/a"}[t["pass"]]
+        rows.append([t["target"], f"{_num(t['value'], digits)} {t['unit']}",
+                     f"{_num(t['goal'], digits)} ({t['against']})", verdict])
+    return table(["target", "minibull", "goal", ""], rows)
+
+
+def spread_table(results: dict[str, Any]) -> str:
+    s = results["summary"]
+    scenarios = ["enqueue_single", "enqueue_bulk", "drain_noop_c1", "drain_noop_c10",
+                 "drain_noop_2p", "drain_io_c10"]
+    rows = []
+    for lib in _libs(results):
+        row = [lib]
+        for scenario in scenarios:
+            entry = s.get(lib, {}).get(scenario, {}).get("rate")
+            row.append("–" if entry is None else f"{_num(entry['min'])}–{_num(entry['max'])}")
+        rows.append(row)
+    return table(["jobs/s, min–max", *scenarios], rows)
+
+
+def commands_text(results: dict[str, Any]) -> str:
+    """What minibull's worker sends per job, by command (scripts' inner calls included)."""
+    entry = results["summary"].get("minibull", {}).get("drain_noop_c10", {})
+    commands = entry.get("commands", {})
+    if not commands:
+        return ""
+    top = sorted(commands.items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {calls:.2f}" for name, calls in top if calls >= 0.01)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    parts = [
+        "# minibull benchmarks",
+        "",
+        "Generated by `make bench` (`bench/run.py`); do not edit by hand.",
+        "",
+        machine_text(results),
+        "",
+        "Ratios are peer ÷ minibull on medians: above 1 a peer is faster in jobs/s, or slower "
+        "in µs. Round trips are counted in each process by wrapping redis-py's connections; "
+        "Redis commands per job come from `INFO commandstats` before and after (commands run "
+        "inside Lua scripts count too), so they include the worker's background timers.",
+        "",
+        "## Targets",
+        "",
+        targets_table(results),
+        "",
+        "## Enqueue, one producer",
+        "",
+        f"One at a time: {m['jobs']:,} calls in a row, each timed; bulk: calls of "
+        f"{m['batch']:,} jobs (libraries with a bulk call: minibull `add_bulk`, bullmq "
+        "`addBulk`, rq `enqueue_many`).",
+        "",
+        enqueue_table(results),
+        "",
+        "## Drain, no-op jobs",
+        "",
+        f"{m['jobs']:,} jobs enqueued first; the clock runs from the moment the (already started) "
+        "worker processes are told to go until the last job has run. rq runs one job at a time "
+        "per worker (no concurrency 10; its two-process figure is two single-job workers). "
+        f"A drain still running after {m.get('max_seconds', 10):g} s is stopped there and "
+        "its rate is the jobs done so far over the time they took (marked *).",
+        "",
+        drain_table(results, "noop"),
+        "",
+        f"minibull's worker-side Redis commands per job at concurrency 10: {commands_text(results)}.",
+        "",
+        "## Drain, 10 ms I/O jobs",
+        "",
+        "Each job sleeps 10 ms (`asyncio.sleep` or `time.sleep`); in brackets, the share of "
+        "the ideal rate (slots × 100/s).",
+        "",
+        drain_table(results, "io"),
+        "",
+        "## The physical limit: redis-py alone",
+        "",
+        reference_text(results),
+        "",
+        "## minibull on the embedded default",
+        "",
+        embedded_table(results),
+        "",
+        "## Spread over the runs",
+        "",
+        "The machine was shared with other work while this ran; the spread shows how much.",
+        "",
+        spread_table(results),
+        "",
+        "![throughput](throughput.png)",
+        "![latency](latency.png)",
+        "![commands per job](commands.png)",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def readme_section(results: dict[str, Any]) -> str:
+    s = results["summary"]
+    rows = []
+    for lib in _libs(results):
+        rows.append([
+            lib,
+            _num(median(s, lib, "enqueue_single", "p50_us")),
+            _num(median(s, lib, "enqueue_bulk", "rate")),
+            _num(median(s, lib, "drain_noop_c10", "rate")) + f" ({_ratio(results, lib, 'drain_noop_c10')})",
+            _num(median(s, lib, "drain_noop_2p", "rate")) + f" ({_ratio(results, lib, 'drain_noop_2p')})",
+            _num(median(s, lib, "drain_io_c10", "rate")),
+            _num(median(s, lib, "drain_noop_c10", "round_trips"), 2),
+        ])
+    summary_table = table(
+        ["library", "enqueue p50 µs", "bulk enqueue jobs/s", "drain c10 jobs/s (÷ minibull)",
+         "2 processes jobs/s (÷ minibull)", "10 ms jobs, c10, jobs/s", "worker round trips/job"],
+        rows,
+    )
+    e2e = results["embedded"].get("e2e_bulk_c10", {}).get("rate", {}).get("median")
+    return "\n".join([
+        "",
+        "`make bench` runs minibull and its peers side by side on one Redis and writes "
+        "`bench/results/` (full tables in `bench/results/results.md`, numbers in "
+        "`results.json`) and this section. " + machine_text(results),
+        "",
+        summary_table,
+        "",
+        f"On the embedded default (no server at all) minibull runs {_num(e2e)} no-op jobs/s "
+        "end to end (add_bulk, then a worker at concurrency 10).",
+        "",
+        targets_table(results),
+        "",
+        "| | |",
+        "|---|---|",
+        "| ![throughput](bench/results/throughput.png) | ![latency](bench/results/latency.png) |",
+        "| ![commands per job](bench/results/commands.png) | |",
+        "",
+    ])
+
+
+def update_readme(path: Path, results: dict[str, Any]) -> None:
+    """Rewrite the README between the bench markers (adding a Performance section once)."""
+    text = path.read_text()
+    if START not in text or END not in text:
+        text = text.rstrip("\n") + f"\n\n## Performance\n\n{START}\n{END}\n"
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+    section = START + "\n" + readme_section(results) + END
+    path.write_text(pattern.sub(lambda _: section, text, count=1))
+
+
+# -- figures -----------------------------------------------------------------
+
+
+def figures(results: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = results["summary"]
+    libs = _libs(results)
+    colors = {lib: ("#d62728" if lib == "minibull" else f"C{i}") for i, lib in enumerate(libs)}
+
+    def bars(ax: Any, groups: list[tuple[str, str]], metric: str, title: str, ylabel: str) -> None:
+        width = 0.8 / len(libs)
+        for i, lib in enumerate(libs):
+            xs, ys, low, high = [], [], [], []
+            for g, (scenario, _label) in enumerate(groups):
+                entry = s.get(lib, {}).get(scenario, {}).get(metric)
+                if entry is None:
+                    continue
+                xs.append(g + (i - (len(libs) - 1) / 2) * width)
+                ys.append(entry["median"])
+                low.append(entry["median"] - entry["min"])
+                high.append(entry["max"] - entry["median"])
+            ax.bar(xs, ys, width, yerr=[low, high], label=lib, color=colors[lib], capsize=2)
+        ax.set_xticks(range(len(groups)), [label for _s, label in groups])
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.grid(axis="y", alpha=0.3)
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    bars(axes[0], [("enqueue_single", "one at a time"), ("enqueue_bulk", "bulk")], "rate",
+         "Enqueue, one producer", "jobs/s")
+    bars(axes[1], [(f"drain_noop_{d}", d) for d in ("c1", "c10", "2p")], "rate",
+         "Drain, no-op jobs", "jobs/s")
+    bars(axes[2], [(f"drain_io_{d}", d) for d in ("c1", "c10", "2p")], "of_ideal",
+         "Drain, 10 ms jobs (share of ideal)", "of ideal")
+    axes[2].axhline(0.95, color="grey", linestyle="--", linewidth=1)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{results['machine']['cores']} cores, Redis {results['machine']['redis_server']}, "
+                 "medians with min–max")
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.38
+    p50 = [median(s, lib, "enqueue_single", "p50_us") or 0 for lib in libs]
+    p99 = [median(s, lib, "enqueue_single", "p99_us") or 0 for lib in libs]
+    xs = range(len(libs))
+    ax.bar([x - width / 2 for x in xs], p50, width, label="p50",
+           color=[colors[lib] for lib in libs])
+    ax.bar([x + width / 2 for x in xs], p99, width, label="p99", color="lightgrey")
+    ax.set_xticks(list(xs), libs)
+    ax.set_ylabel("µs per enqueue call")
+    ax.set_title("Latency of one enqueue call (the request path's cost)")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=90)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    groups = [("enqueue_single", "enqueue"), ("drain_noop_c1", "worker c1"),
+              ("drain_noop_c10", "worker c10")]
+    bars(axes[0], groups, "round_trips", "Round trips per job", "round trips")
+    axes[0].axhline(2, color="grey", linestyle="--", linewidth=1)
+    bars(axes[1], groups, "server_commands", "Redis commands per job (INFO commandstats)",
+         "commands")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "commands.png", dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    results_dir = Path(__file__).parent / "results"
+    loaded = json.loads((results_dir / "results.json").read_text())
+    (results_dir / "results.md").write_text(markdown(loaded))
+    figures(loaded, results_dir)
+    if "--readme" in sys.argv:
+        update_readme(Path(__file__).parent.parent / "README.md", loaded)

@@ -1,0 +1,592 @@
+"""Run every benchmark, side by side with the peer libraries, and write the results.
+
+    make bench                                  # the full run (10,000 jobs, 5 runs)
+    make bench BENCH_ARGS=--quick               # 1,000 jobs, 2 runs, 3 libraries: ~2 minutes
+    bench/.venv/bin/python bench/run.py --libs minibull,bullmq --scenarios drain_noop_c10
+
+Each measurement runs in fresh processes (``bench/child.py``), one library at a
+time, on one Redis: by default a ``redis-server`` that this script starts on a
+free loopback port and stops at the end, because ``INFO commandstats`` counts
+every client of a server and a shared one is busy with other people's tests
+(``--redis redis://127.0.0.1:6379/14`` uses an existing server instead; only
+that database is ever flushed). Writes ``bench/results/results.json``,
+``results.md``, the figures, and the README's section between the
+``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from bench import report  # noqa: E402
+from bench.adapters import LIBRARIES  # noqa: E402
+from bench.probe import read_slots  # noqa: E402
+
+PYTHON = sys.executable
+RESULTS = ROOT / "bench" / "results"
+LOGS = Path(tempfile.gettempdir()) / "minibull-bench-logs"
+
+#: drain scenarios: (worker processes, concurrency per process)
+DRAINS = {"c1": (1, 1), "c10": (1, 10), "2p": (2, 10)}
+KINDS = ("noop", "io")
+SCENARIOS = (
+    "enqueue_single",
+    "enqueue_bulk",
+    *(f"drain_{kind}_{name}" for kind in KINDS for name in DRAINS),
+)
+#: commands the driver itself sends while a measurement runs (not the library's)
+DRIVER_COMMANDS = {"info", "client|list", "flushdb", "select", "ping", "hello", "client|setinfo"}
+
+
+# -- processes ---------------------------------------------------------------
+
+
+class Child:
+    """One ``python -m bench.child ...`` process: "ready", then "go", then maybe a result."""
+
+    def __init__(self, args: list[str], log_name: str, env: dict[str, str]) -> None:
+        LOGS.mkdir(exist_ok=True)
+        self.log_path = LOGS / f"{log_name}.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [PYTHON, "-m", "bench.child", *args],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+
+    def read_line(self, timeout: float) -> str:
+        assert self.process.stdout is not None
+        import selectors
+
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                raise TimeoutError(f"no answer in {timeout} s; see {self.log_path}")
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the process ended; see {self.log_path}:\n{self.log_tail()}")
+        return line.strip()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        line = self.read_line(timeout)
+        if line != "ready":
+            raise RuntimeError(f"expected 'ready', got {line!r}; see {self.log_path}")
+
+    def go(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        return json.loads(self.read_line(timeout))
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM (each library shuts down its own way, or just dies), then SIGKILL."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MINIBULL_REDIS_URL"}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def redis_server(url: str | None) -> Iterator[str]:
+    """The Redis to measure on: ``url``, or a private redis-server on a free loopback port."""
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not on PATH: install it, or pass --redis URL")
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            with contextlib.suppress(redis.ConnectionError):
+                client.ping()
+                break
+            time.sleep(0.05)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/14"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+# -- one measurement -------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, url: str) -> None:
+        self.args = args
+        self.url = url
+        self.redis = redis.Redis.from_url(url, decode_responses=True)
+        self.run_index = 0
+
+    def flush(self) -> None:
+        self.redis.flushdb()  # only the benchmark's own database
+
+    def command_counts(self) -> dict[str, int]:
+        stats = self.redis.info("commandstats")
+        return {
+            name.removeprefix("cmdstat_"): int(value["calls"])
+            for name, value in stats.items()
+            if name.removeprefix("cmdstat_") not in DRIVER_COMMANDS
+        }
+
+    @staticmethod
+    def command_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+        delta = {name: calls - before.get(name, 0) for name, calls in after.items()}
+        return {name: calls for name, calls in delta.items() if calls > 0}
+
+    def queue_name(self, lib: str) -> str:
+        return f"bench-{lib}"
+
+    def log_name(self, *parts: object) -> str:
+        return "-".join(str(part) for part in (f"run{self.run_index}", *parts))
+
+    # enqueue: one producer, one call per job (or one per batch of --batch jobs)
+
+    def enqueue(self, lib: str, mode: str) -> dict[str, Any]:
+        self.flush()
+        jobs = self.args.jobs
+        child = Child(
+            [
+                "enqueue", lib, "--url", self.url, "--queue", self.queue_name(lib),
+                "--jobs", str(jobs), "--mode", mode, "--batch", str(self.args.batch),
+                "--warmup", "200", "--handshake",
+            ],
+            self.log_name("enqueue", mode, lib),
+            child_env(),
+        )
+        try:
+            child.wait_ready()
+            before = self.command_counts()
+            child.go()
+            result = child.result(timeout=60 + jobs / 50)
+            delta = self.command_delta(before, self.command_counts())
+        finally:
+            child.stop()
+        result["server_commands"] = sum(delta.values()) / jobs
+        result["commands"] = {name: calls / jobs for name, calls in delta.items()}
+        return result
+
+    def fill(self, lib: str, kind: str, jobs: int) -> None:
+        """Put ``jobs`` jobs in the queue with the library's fastest enqueue (not timed)."""
+        child = Child(
+            [
+                "enqueue", lib, "--url", self.url, "--queue", self.queue_name(lib),
+                "--kind", kind, "--jobs", str(jobs), "--mode", "fill",
+                "--batch", str(self.args.batch),
+            ],
+            self.log_name("fill", kind, lib),
+            child_env(),
+        )
+        try:
+            child.result(timeout=120 + jobs / 20)
+        finally:
+            child.stop()
+
+    # drain: the jobs are in the queue; time from "go" to the last job's end
+
+    def drain(self, lib: str, kind: str, drain: str) -> dict[str, Any] | None:
+        processes, concurrency = DRAINS[drain]
+        adapter = __import__(f"bench.adapters.{lib}_bench", fromlist=["BULK"])
+        if not adapter.IN_PROCESS_CONCURRENCY:
+            if processes == 1 and concurrency > 1:
+                return None  # rq: one job at a time per worker process
+            concurrency = 1
+        ideal = processes * concurrency * 100 if kind == "io" else None
+        jobs = self.args.jobs
+        if ideal:  # 10 ms jobs: enough for a few seconds at the ideal rate
+            jobs = min(jobs, max(100, int(ideal * self.args.io_seconds)))
+        self.flush()
+        cli = lib == "minibull" and processes > 1
+        if cli:
+            self._minibull_pause(True)  # the CLI workers start on a paused queue; "go" resumes it
+        if cli:
+            self.fill(lib, kind, jobs)
+        probe_dir = Path(tempfile.mkdtemp(prefix="minibull-bench-probe-"))
+        env = child_env(BENCH_PROBE_DIR=str(probe_dir))
+        workers: list[Any] = []
+        try:
+            if cli:
+                workers = self._start_minibull_cli(kind, processes, concurrency, env)
+            else:
+                for index in range(processes):
+                    workers.append(
+                        Child(
+                            [
+                                "worker", lib, "--url", self.url, "--queue", self.queue_name(lib),
+                                "--kind", kind, "--concurrency", str(concurrency),
+                                # the first worker enqueues the jobs before it says "ready"
+                                "--fill", str(jobs if index == 0 else 0),
+                                "--batch", str(self.args.batch),
+                            ],
+                            self.log_name("worker", kind, drain, lib, index),
+                            env,
+                        )
+                    )
+                for worker in workers:
+                    worker.wait_ready(timeout=120 + jobs / 20)
+            before = self.command_counts()
+            started = time.time()
+            if cli:
+                self._minibull_pause(False)
+            else:
+                for worker in workers:
+                    worker.go()
+            done, capped = self._wait_for_jobs(probe_dir, jobs, workers, started)
+            delta = self.command_delta(before, self.command_counts())
+        finally:
+            self._stop(workers)
+            shutil.rmtree(probe_dir, ignore_errors=True)
+        finished = max((slot[1] for slot in done), default=time.time())
+        count = sum(slot[0] for slot in done)
+        seconds = max(finished - started, 1e-9)
+        result = {
+            "jobs": jobs,
+            "done": count,
+            "seconds": seconds,
+            "rate": count / seconds,
+            "round_trips": sum(slot[2] for slot in done) / max(count, 1),
+            "client_commands": sum(slot[3] for slot in done) / max(count, 1),
+            "server_commands": sum(delta.values()) / max(count, 1),
+            # worker CPU per job in each process, from its first job's end to its last
+            "cpu_us": 1e6 * sum(slot[4] - slot[5] for slot in done)
+            / max(sum(slot[0] - 1 for slot in done), 1),
+            "commands": {name: calls / max(count, 1) for name, calls in delta.items()},
+            "processes": processes,
+            "concurrency": concurrency,
+        }
+        if ideal:
+            result["ideal"] = ideal
+            result["of_ideal"] = result["rate"] / ideal
+        if capped:
+            result["capped"] = True
+        return result
+
+    def _wait_for_jobs(
+        self, probe_dir: Path, jobs: int, workers: list[Any], started: float
+    ) -> tuple[list[tuple[Any, ...]], bool]:
+        """Wait for the last job; a slow library is stopped after --max-seconds, and its rate
+        is the jobs done by then over the time they took (it is in a steady state by then)."""
+        deadline = started + self.args.max_seconds
+        while True:
+            slots = read_slots(probe_dir)
+            if sum(slot[0] for slot in slots) >= jobs:
+                return slots, False
+            if time.time() > deadline:
+                return slots, True
+            for worker in workers:
+                process = getattr(worker, "process", None)
+                if process is not None and process.poll() is not None:
+                    tail = worker.log_tail() if hasattr(worker, "log_tail") else worker.log()
+                    raise RuntimeError(f"a worker process died:\n{tail}")
+            time.sleep(0.02)
+
+    def _stop(self, workers: list[Any]) -> None:
+        from minibull.processes import WorkerProcess, stop_workers
+
+        cli = [worker for worker in workers if isinstance(worker, WorkerProcess)]
+        if cli:
+            try:
+                stop_workers(cli, timeout=15)
+            except subprocess.TimeoutExpired:
+                for worker in cli:
+                    worker.kill()
+        for worker in workers:
+            if isinstance(worker, Child):
+                worker.stop()
+
+    def _minibull_pause(self, paused: bool) -> None:
+        from minibull import Queue
+
+        async def toggle() -> None:
+            async with Queue(self.queue_name("minibull"), self.url) as queue:
+                await (queue.pause() if paused else queue.resume())
+
+        asyncio.run(toggle())
+
+    def _start_minibull_cli(
+        self, kind: str, processes: int, concurrency: int, env: dict[str, str]
+    ) -> list[Any]:
+        """``minibull worker`` processes through ``minibull.processes.start_workers``."""
+        from minibull.processes import start_workers
+
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)  # WorkerProcess passes our environment on
+        cwd = os.getcwd()
+        os.chdir(ROOT)  # the processor's module is imported from here
+        try:
+            workers = start_workers(
+                processes,
+                self.queue_name("minibull"),
+                f"bench.adapters.minibull_bench:{kind}",
+                url=self.url,
+                concurrency=concurrency,
+            )
+        finally:
+            os.chdir(cwd)
+            os.environ.clear()
+            os.environ.update(saved)
+        # Ready: each worker said so, and is blocked on the (paused) queue's marker.
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            started = all("minibull worker: queue" in worker.log() for worker in workers)
+            blocked = sum(
+                1
+                for client in self.redis.client_list()
+                if client.get("cmd") == "bzpopmin"
+            )
+            if started and blocked >= processes:
+                return workers
+            for worker in workers:
+                if not worker.running:
+                    raise RuntimeError(f"a minibull worker process died:\n{worker.log()}")
+            time.sleep(0.05)
+        raise TimeoutError("the minibull worker processes did not start")
+
+    # references
+
+    def raw(self) -> dict[str, Any]:
+        self.flush()
+        child = Child(
+            ["raw", "--url", self.url, "--seconds", str(self.args.raw_seconds)],
+            self.log_name("raw"),
+            child_env(),
+        )
+        try:
+            return child.result(timeout=60)
+        finally:
+            child.stop()
+
+    def embedded(self) -> dict[str, Any]:
+        child = Child(
+            ["embedded", "--jobs", str(self.args.embedded_jobs), "--batch", str(self.args.batch)],
+            self.log_name("embedded"),
+            child_env(),
+        )
+        try:
+            return child.result(timeout=600)
+        finally:
+            child.stop()
+
+
+# -- the whole run -----------------------------------------------------------
+
+
+def measure(bench: Bench, args: argparse.Namespace) -> list[dict[str, Any]]:
+    runs = []
+    libs = args.libs
+    for run in range(args.runs):
+        bench.run_index = run
+        print(f"run {run + 1}/{args.runs}", flush=True)
+        results: dict[str, Any] = {"libs": {lib: {} for lib in libs}}
+        if "raw" in args.scenarios:
+            results["raw"] = bench.raw()
+            print(f"  raw redis-py: {fmt_dict(results['raw'])}", flush=True)
+        if "embedded" in args.scenarios and "minibull" in libs:
+            results["embedded"] = bench.embedded()
+            print(f"  minibull embedded: {fmt_dict(results['embedded'])}", flush=True)
+        # Rotate the order each run, so no library always goes first (or last).
+        order = libs[run % len(libs):] + libs[: run % len(libs)]
+        for scenario in SCENARIOS:
+            if scenario not in args.scenarios:
+                continue
+            for lib in order:
+                result = run_one(bench, lib, scenario)
+                if result is None:
+                    continue
+                results["libs"][lib][scenario] = result
+                print(f"  {scenario:<16} {lib:<9} {fmt_result(result)}", flush=True)
+        runs.append(results)
+    return runs
+
+
+def run_one(bench: Bench, lib: str, scenario: str) -> dict[str, Any] | None:
+    adapter = __import__(f"bench.adapters.{lib}_bench", fromlist=["BULK"])
+    try:
+        if scenario == "enqueue_single":
+            return bench.enqueue(lib, "single")
+        if scenario == "enqueue_bulk":
+            return bench.enqueue(lib, "bulk") if adapter.BULK else None
+        _, kind, drain = scenario.split("_")
+        return bench.drain(lib, kind, drain)
+    except Exception as exc:  # one library failing must not lose the others' numbers
+        print(f"  {scenario:<16} {lib:<9} FAILED: {exc}", flush=True)
+        return {"error": str(exc)}
+
+
+def fmt_result(result: dict[str, Any]) -> str:
+    if "error" in result:
+        return "error"
+    parts = [f"{result['rate']:>9,.0f} jobs/s"]
+    if "p50_us" in result and result.get("p50_us") is not None:
+        parts.append(f"p50 {result['p50_us']:.0f} us p99 {result['p99_us']:.0f} us")
+    if "of_ideal" in result:
+        parts.append(f"{result['of_ideal']:.1%} of ideal")
+    parts.append(f"{result['round_trips']:.2f} RT/job {result['server_commands']:.1f} cmds/job")
+    if "cpu_us" in result:
+        parts.append(f"worker CPU {result['cpu_us']:.0f} us/job")
+    if result.get("capped"):
+        parts.append(f"stopped after {result['done']:,} jobs")
+    return ", ".join(parts)
+
+
+def fmt_dict(values: dict[str, Any]) -> str:
+    flat = {k: (v["rate"] if isinstance(v, dict) else v) for k, v in values.items()}
+    return ", ".join(f"{k} {v:,.0f}/s" for k, v in flat.items())
+
+
+def machine(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    client = redis.Redis.from_url(url)
+    server = client.info("server")
+    client.close()
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for name in ("minibull", *LIBRARIES, "redis", "hiredis", "fakeredis", "lupa"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "minibull"], capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "redis_server": server.get("redis_version"),
+        "redis_where": "private redis-server on loopback" if not args.redis else args.redis,
+        "redis_py_parser": "hiredis" if "hiredis" in versions else "pure Python",
+        "versions": versions,
+        "minibull_commit": commit + (" (minibull/ has uncommitted changes)" if dirty else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "jobs": args.jobs,
+        "runs": args.runs,
+        "batch": args.batch,
+        "io_seconds": args.io_seconds,
+        "max_seconds": args.max_seconds,
+        "embedded_jobs": args.embedded_jobs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, help="runs of everything, for medians (default 5)")
+    parser.add_argument("--jobs", type=int, help="jobs per measurement (default 10,000)")
+    parser.add_argument("--quick", action="store_true",
+                        help="1,000 jobs, 2 runs, minibull + bullmq + huey (a try, not a result)")
+    parser.add_argument("--batch", type=int, default=1000, help="jobs per bulk enqueue call")
+    parser.add_argument("--io-seconds", type=float, default=3.0,
+                        help="10 ms jobs: about this many seconds' worth at the ideal rate")
+    parser.add_argument("--max-seconds", type=float, default=10.0,
+                        help="stop a drain after this long (its rate: jobs done so far)")
+    parser.add_argument("--redis", help="an existing Redis URL with a db of its own "
+                        "(default: start a private redis-server)")
+    parser.add_argument("--libs", help=f"comma-separated (default: {','.join(LIBRARIES)})")
+    parser.add_argument("--scenarios", default=",".join(("raw", "embedded", *SCENARIOS)))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    args = parser.parse_args(argv)
+    quick = {"jobs": 1000, "runs": 2, "io_seconds": 0.5, "max_seconds": 3.0}
+    for name, value in quick.items():
+        if args.quick and getattr(args, name) == parser.get_default(name):
+            setattr(args, name, value)
+    args.jobs = args.jobs or 10_000
+    args.runs = args.runs or 5
+    args.embedded_jobs = min(args.jobs, 2000) if not args.quick else 500
+    args.raw_seconds = 0.3 if args.quick else 1.0
+    if args.libs is None:
+        args.libs = "minibull,bullmq,huey" if args.quick else ",".join(LIBRARIES)
+    args.libs = [lib for lib in args.libs.split(",") if lib]
+    unknown = set(args.libs) - set(LIBRARIES)
+    if unknown:
+        parser.error(f"unknown libraries {sorted(unknown)}; known: {', '.join(LIBRARIES)}")
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    if args.redis and "/0" == args.redis[-2:]:
+        parser.error("use a database of its own (e.g. /14): the benchmark flushes it")
+
+    # Stopped with SIGTERM: unwind, so the private redis-server and the children stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.time()
+    with redis_server(args.redis) as url:
+        info = machine(url, args)
+        print(f"{info['cores']} cores, Redis {info['redis_server']} ({info['redis_where']}), "
+              f"{args.jobs} jobs, {args.runs} runs; logs in {LOGS}", flush=True)
+        runs = measure(Bench(args, url), args)
+    info["minutes"] = round((time.time() - started) / 60, 1)
+    results = report.summarise(info, runs, args.libs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    markdown = report.markdown(results)
+    (args.out / "results.md").write_text(markdown)
+    report.figures(results, args.out)
+    if not args.no_readme:
+        report.update_readme(ROOT / "README.md", results)
+    print()
+    print(report.targets_text(results))
+    print(f"\nwrote {args.out}/results.json, results.md and figures "
+          f"({info['minutes']} minutes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
