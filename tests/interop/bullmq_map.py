@@ -21,6 +21,7 @@ from typing import Any
 
 from redis.asyncio import ConnectionPool
 
+from tests.conftest import wait_for
 from tests.interop import peers
 from tests.interop.peers import Peer
 
@@ -148,23 +149,10 @@ async def run_scenario(peer: Peer) -> None:
     await peer.get_job_counts("waiting", "active", "completed", "failed", "delayed")
     # A job whose worker dies, recovered and failed by a worker that allows no stalls.
     hung = await peer.add("hangs", {"hang": True}, {})
-    await _wait(lambda: peer.runs_of(hung))
+    await wait_for(lambda: peer.runs_of(hung), 20)
     await peer.close_worker(worker, force=True)
     await peer.start_worker(drainDelay=1, stalledInterval=200, maxStalledCount=0)
     await _finished(peer, [hung])
-
-
-async def _wait(predicate: Any, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the scenario got stuck")
-        await asyncio.sleep(0.02)
 
 
 async def _finished(peer: Peer, ids: list[str]) -> None:
@@ -172,7 +160,7 @@ async def _finished(peer: Peer, ids: list[str]) -> None:
         states = [await peer.get_job_state(job_id) for job_id in set(ids)]
         return all(state in ("completed", "failed", "unknown") for state in states)
 
-    await _wait(done)
+    await wait_for(done, 20)
 
 
 # -- watching Redis ---------------------------------------------------------------------

@@ -10,7 +10,6 @@ When they run:
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from minibull.connection import redis_url
+from tests.conftest import wait_for
 from tests.interop import peers
 from tests.interop.peers import Peer, comparable
 
@@ -84,18 +84,11 @@ async def open_peer(prefix: str) -> AsyncIterator[OpenPeer]:
 async def wait_until(
     predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition"
 ) -> None:
-    """Poll ``predicate`` (sync or async) every 20 ms until true; fail after ``timeout`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not met within {timeout} s")
-        await asyncio.sleep(0.02)
+    """``tests.conftest.wait_for``, failing with a message that says what was awaited."""
+    try:
+        await wait_for(predicate, timeout)
+    except AssertionError:
+        raise AssertionError(f"{what}: not met within {timeout} s") from None
 
 
 async def wait_finished(peer: Peer, job_ids: list[str], timeout: float = 15.0) -> None:
