@@ -61,6 +61,12 @@ def normalize_backoff(backoff: Any) -> dict[str, Any] | None:
     return result
 
 
+def retry_rng(job_key: str, attempt: int) -> random.Random:
+    """The random source for the jitter of one retry: seeded by the job and the attempt,
+    so a run with jitter can be replayed (and plotted) exactly."""
+    return random.Random(f"{job_key}:{attempt}")
+
+
 def backoff_delay(
     backoff: dict[str, Any] | None, attempts_made: int, rng: random.Random | None = None
 ) -> int | None:

@@ -79,6 +79,10 @@ class SystemClock:
             return cap
         return min(cap, max(0.001, (until - self.now()) / 1000))
 
+    def is_sleeping(self, task: asyncio.Task[object]) -> bool:
+        """Real time has no virtual sleepers."""
+        return False
+
     def add_actor(self, actor: Actor) -> None:
         """Real time waits for nobody."""
 
@@ -113,6 +117,7 @@ class VirtualClock:
         self._timers: list[tuple[int, int, Timer]] = []
         self._sequence = itertools.count()
         self._actors: list[Actor] = []
+        self._sleeping: set[asyncio.Task[object]] = set()
 
     def now(self) -> int:
         """Milliseconds since the epoch, on this clock."""
@@ -132,12 +137,26 @@ class VirtualClock:
         return timer
 
     async def sleep(self, seconds: float | timedelta) -> None:
-        """Wait until the clock has been advanced by ``seconds``."""
+        """Wait until the clock has been advanced by ``seconds``.
+
+        A job can do this to take virtual time (a two-hour report, in no real time):
+        while its task sleeps here, ``advance`` counts it as idle.
+        """
         done = asyncio.get_running_loop().create_future()
         self.call_at(
             self._now + to_ms(seconds, "seconds"), lambda: done.done() or done.set_result(None)
         )
-        await done
+        task = asyncio.current_task()
+        if task is not None:
+            self._sleeping.add(task)
+        try:
+            await done
+        finally:
+            self._sleeping.discard(task)  # type: ignore[arg-type]
+
+    def is_sleeping(self, task: asyncio.Task[object]) -> bool:
+        """True while ``task`` waits in ``sleep`` on this clock."""
+        return task in self._sleeping
 
     def block_timeout(self, until: int | None, cap: float) -> float:
         """Virtual time wakes workers with timers, so they block for the full cap."""

@@ -35,8 +35,9 @@ def decode_event(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
 class QueueEvents:
     """The events of queue ``name``: ``async for event in events`` or ``events.on(name, callback)``.
 
-    Starts after the newest event at the time you enter ``async with`` or first
-    iterate (``last_event_id="0"`` replays the whole stream).
+    Starts after the newest event at the time you enter ``async with`` (or call
+    ``start()``, or first iterate); ``last_event_id="0"`` replays the whole stream.
+    One QueueEvents either delivers to listeners or is iterated, not both.
     """
 
     def __init__(
@@ -56,10 +57,16 @@ class QueueEvents:
         self._listeners: dict[str, list[Callable[..., Any]]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._entered = False
 
     def on(self, event: str, callback: Callable[[dict[str, Any]], Any]) -> None:
-        """Call ``callback(event_dict)`` for each event named ``event`` (``"*"``: all)."""
+        """Call ``callback(event_dict)`` for each event named ``event`` (``"*"``: all).
+
+        Inside ``async with`` (or after ``start()``) the events are delivered at once.
+        """
         self._listeners[event].append(callback)
+        if self._entered and self._task is None:
+            self._task = asyncio.create_task(self.run())
 
     async def _resolve_start(self) -> None:
         if self.last_event_id == "$":
@@ -67,6 +74,11 @@ class QueueEvents:
             self.last_event_id = newest[0][0] if newest else "0-0"
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        if self._task is not None:
+            raise RuntimeError(
+                "this QueueEvents delivers its events to listeners (on); "
+                "iterate over another QueueEvents"
+            )
         return self._follow()
 
     async def _follow(self) -> AsyncIterator[dict[str, Any]]:
@@ -82,7 +94,7 @@ class QueueEvents:
 
     async def run(self) -> None:
         """Call the listeners for every event until closed."""
-        async for event in self:
+        async for event in self._follow():
             for callback in self._listeners.get(event["event"], []) + self._listeners.get("*", []):
                 result = callback(event)
                 if inspect.isawaitable(result):
@@ -96,7 +108,11 @@ class QueueEvents:
         return self._task
 
     async def __aenter__(self) -> QueueEvents:
-        await self.start()
+        """Fix the starting point now (nothing added after this is missed)."""
+        await self._resolve_start()
+        self._entered = True
+        if self._listeners:
+            await self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import random
 import traceback
 import uuid
 from collections import defaultdict
@@ -25,7 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .backoff import backoff_delay
+from .backoff import backoff_delay, retry_rng
 from .clock import Clock, Timer, to_ms
 from .connection import blocking_limit
 from .errors import LockLostError, UnrecoverableError
@@ -100,6 +99,8 @@ class Worker:
         self._state = "new"  # new -> running -> closing -> closed
         self._paused = False
         self._parked = False
+        self._waiting_for_slot = False
+        self._slot_holders: set[asyncio.Task[None]] = set()
         self._waiting_task: asyncio.Task[Any] | None = None
         self._wakeup: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
@@ -211,7 +212,11 @@ class Worker:
     async def _main_loop(self) -> None:
         assert self._slots is not None
         while self._state == "running":
-            await self._slots.acquire()
+            self._waiting_for_slot = True
+            try:
+                await self._slots.acquire()
+            finally:
+                self._waiting_for_slot = False
             job = await self._next_job()
             if job is None:
                 self._slots.release()
@@ -317,11 +322,14 @@ class Worker:
         """Run a job in its own task, holding one slot; the task goes on with the next
         job it fetched when finishing this one, until there is none."""
 
-        def release_slot(_: asyncio.Task[None]) -> None:
+        def release_slot(task: asyncio.Task[None]) -> None:
             assert self._slots is not None
+            self._slot_holders.discard(task)
             self._slots.release()
 
-        asyncio.create_task(self._run_jobs(*taken)).add_done_callback(release_slot)
+        task = asyncio.create_task(self._run_jobs(*taken))
+        self._slot_holders.add(task)
+        task.add_done_callback(release_slot)
 
     async def _run_jobs(self, job: Job | None, token: str) -> None:
         task = asyncio.current_task()
@@ -470,8 +478,7 @@ class Worker:
             return None
         backoff = job.opts.get("backoff")
         attempt = job.attempts_made + 1
-        rng = random.Random(f"{self.queue.keys.job(job.id)}:{attempt}")
-        delay = backoff_delay(backoff, attempt, rng)
+        delay = backoff_delay(backoff, attempt, retry_rng(self.queue.keys.job(job.id), attempt))
         if delay is not None:
             return delay
         kind = backoff.get("type") if isinstance(backoff, dict) else backoff
@@ -555,11 +562,18 @@ class Worker:
         await asyncio.sleep(min(self.drain_delay, 1.0))
 
     async def is_idle(self) -> bool:
-        """For a virtual clock: True when nothing here can move until time advances."""
-        if self._jobs or (self._state == "running" and not self._parked):
+        """For a virtual clock: True when nothing here can move until time advances.
+
+        Running jobs count as idle only while they sleep on the clock (virtual work).
+        """
+        jobs_sleep = all(self.clock.is_sleeping(task) for task in self._slot_holders)
+        if self._state != "running" or self._paused or not jobs_sleep:
+            return jobs_sleep
+        if self._waiting_for_slot:
+            assert self._slots is not None
+            return self._slots.locked()  # every slot holds a job sleeping on the clock
+        if not self._parked:
             return False
-        if self._paused or self._state != "running":
-            return True
         if self._wakeup is not None and self._wakeup.is_set():
             return False
         waiting = self._waiting_task

@@ -81,3 +81,18 @@ async def test_system_clock_is_real_time():
     assert clock.call_at(clock.now() + 10, lambda: None) is None
     assert 0 < clock.block_timeout(clock.now() + 300, 5) <= 0.3
     assert clock.block_timeout(None, 5) == 5
+
+
+async def test_jobs_can_take_virtual_time(queue, make_worker, clock):
+    """A job that sleeps on the clock is idle for advance: ten 2-hour jobs, 3 at a time."""
+    spans = []
+
+    async def report(job):
+        start = clock.now()
+        await clock.sleep(timedelta(hours=2))
+        spans.append(((start - START_MS) // 3_600_000, (clock.now() - START_MS) // 3_600_000))
+
+    make_worker(report, concurrency=3)
+    await queue.add_bulk([{"name": "report", "data": n} for n in range(10)])
+    await clock.advance(timedelta(hours=9))
+    assert sorted(spans) == [(0, 2)] * 3 + [(2, 4)] * 3 + [(4, 6)] * 3 + [(6, 8)]

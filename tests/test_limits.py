@@ -82,7 +82,12 @@ async def test_deduplication_until_the_job_ends(queue, make_worker):
     assert second.id == first.id and second.data == {"v": 1}
     assert (await queue.get_job_counts("waiting"))["waiting"] == 1
     events = [f for _, f in await queue.redis.xrange(queue.keys.events)]
-    assert events[-1] == {"event": "deduplicated", "jobId": first.id, "deduplicationId": "user-7"}
+    assert events[-1] == {
+        "event": "deduplicated",
+        "jobId": first.id,
+        "deduplicationId": "user-7",
+        "deduplicatedJobId": "2",  # the id the ignored add took, as in BullMQ
+    }
     make_worker(lambda job: job.data)
     await first.wait_until_finished(timeout=5)
     third = await queue.add("sync", {"v": 3}, deduplication={"id": "user-7"})

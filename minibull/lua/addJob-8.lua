@@ -39,7 +39,10 @@ local function addJob(job)
   if dedupId then
     local existing = rcall("GET", dedupPrefix .. dedupId)
     if existing then
-      emitEvent(eventsKey, metaKey, "deduplicated", "jobId", existing, "deduplicationId", dedupId)
+      -- As BullMQ: the add that was ignored still takes an id, named in the event.
+      local ignoredId = jobId ~= "" and jobId or tostring(rcall("INCR", idKey))
+      emitEvent(eventsKey, metaKey, "deduplicated", "jobId", existing, "deduplicationId", dedupId,
+                "deduplicatedJobId", ignoredId)
       return existing, 0
     end
   end

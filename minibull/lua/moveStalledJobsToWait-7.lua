@@ -15,7 +15,7 @@
   ARGV[3] now (epoch ms)
   ARGV[4] check interval (ms)
   Output: the ids moved back to wait.
-  Events: stalled, waiting.
+  Events: stalled, waiting (with "ts", the clock's now).
 ]]
 local rcall = redis.call
 -- @include "isQueuePaused"
@@ -42,8 +42,8 @@ for _, jobId in ipairs(suspects) do
       rcall("HSET", jobKey, "defa", "job stalled more than allowable limit")
     end
     rcall("RPUSH", waitKey, jobId)
-    emitEvent(eventsKey, metaKey, "stalled", "jobId", jobId)
-    emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId, "prev", "active")
+    emitEvent(eventsKey, metaKey, "stalled", "jobId", jobId, "ts", ARGV[3])
+    emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId, "prev", "active", "ts", ARGV[3])
     table.insert(recovered, jobId)
   end
 end
