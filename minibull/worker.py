@@ -101,6 +101,7 @@ class Worker:
         self._parked = False
         self._waiting_for_slot = False
         self._slot_holders: set[asyncio.Task[None]] = set()
+        self._held_locks: dict[str, str] = {}  # job id -> lock token, renewed while running
         self._waiting_task: asyncio.Task[Any] | None = None
         self._wakeup: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
@@ -337,10 +338,12 @@ class Worker:
         while job is not None:
             job._on_progress = self._on_progress  # type: ignore[attr-defined]
             self._jobs[job.id] = (job, token, task)
+            self._held_locks[job.id] = token
             try:
                 following = await self._run_job(job, token)
             finally:
                 self._jobs.pop(job.id, None)
+                self._held_locks.pop(job.id, None)
             job, token = following if following else (None, "")
 
     def _fetch_next(self) -> Take | None:
@@ -399,6 +402,8 @@ class Worker:
     ) -> tuple[Job, str] | None:
         """Record an outcome, retrying through lost connections; a lost lock is reported.
         Returns the next job when recording it fetched one."""
+        job = args[0]
+        self._held_locks.pop(job.id, None)  # the outcome's script releases the lock
         delay = 0.05
         while True:
             try:
@@ -499,15 +504,15 @@ class Worker:
 
     async def _renew_locks_while_running(self) -> None:
         while await self._sleep_unless_stopping(self.lock_ms / 2000):
-            locks = {job_id: token for job_id, (_job, token, _task) in self._jobs.items()}
+            locks = dict(self._held_locks)
             try:
                 lost = await self.queue.scripts.extend_locks(locks, self.lock_ms)
             except _CONNECTION_ERRORS as exc:
                 await self._emit("error", exc)
                 continue
             for job_id in lost:
-                # A job that finished while the renewal was on its way is not lost.
-                if job_id in self._jobs and self._jobs[job_id][1] == locks[job_id]:
+                # A job whose outcome was being recorded meanwhile gave its lock up: not lost.
+                if self._held_locks.get(job_id) == locks[job_id]:
                     await self._emit("error", LockLostError(f"lost the lock of job {job_id}"))
 
     async def _check_stalled_while_running(self) -> None:
