@@ -1,0 +1,138 @@
+"""The course as a whole: its notebooks cover every term of the lesson, and notebooks/README.md
+lists every notebook.
+
+Only committed notebooks count (plus notebook 10, the last one), so notebooks being written
+in the same checkout cannot break these tests; a committed notebook that is half-saved on
+disk is read from HEAD instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+LAST = NOTEBOOKS / "10_minibull_and_bullmq.ipynb"
+
+#: term -> (what the prose must say, what the code must do), both regexes (case-insensitive).
+#: A notebook covers a term when one of its headings names it, or when its markdown
+#: mentions it and one of its code cells uses it.
+TERMS = {
+    "producer": (r"\bproducers?\b", r"\.add(_bulk)?\("),
+    "worker": (r"\bworkers?\b", r"\bWorker\("),
+    "attempts": (r"\battempts\b", r"\battempts\s*="),
+    "backoff": (r"\bbackoff\b", r"\bbackoff\s*="),
+    "delay": (r"\bdelay(ed)?\b", r"\bdelay\s*="),
+    "repeat": (r"\brepeat(able)?\b|\bjob schedulers?\b", r"\brepeat\s*=|upsert_job_scheduler\("),
+    "concurrency": (r"\bconcurrency\b", r"\bconcurrency\s*="),
+    "horizontal workers": (
+        r"\bhorizontal\b|\b(two|three|several|many|more) workers\b|\bworker processes\b",
+        r"start_workers\(|\[\s*Worker\([^\]]*\bfor\b",
+    ),
+    "failed set": (
+        r"\bfailed (set|jobs)\b|dead-letter",
+        r"keys\.failed|get_jobs\(\s*[\"']failed|retry_jobs\(|state\s*=\s*[\"']failed",
+    ),
+    "idempotency": (r"\bidempot", r"\bonce\(|\bjob_id\s*=|\bdeduplication\s*="),
+}
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout
+
+
+def course_notebooks() -> list[Path]:
+    """The committed course notebooks (not solutions), and notebook 10; all on disk without git."""
+    listed = _git("ls-files", "--", "notebooks/*.ipynb")
+    if listed is None:
+        paths = set(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    else:
+        paths = {ROOT / line for line in listed.split()}
+    paths = {path for path in paths if path.parent == NOTEBOOKS}
+    return sorted(paths | {LAST})
+
+
+def cells(path: Path) -> list[dict]:
+    """A notebook's cells, from disk; from HEAD if the file on disk is being written."""
+    try:
+        return json.loads(path.read_text())["cells"]
+    except (OSError, ValueError):
+        committed = _git("show", f"HEAD:{path.relative_to(ROOT).as_posix()}")
+        if committed is None:
+            raise
+        return json.loads(committed)["cells"]
+
+
+def source(cell: dict) -> str:
+    text = cell["source"]
+    return text if isinstance(text, str) else "".join(text)
+
+
+def covers(path: Path, term: str) -> str | None:
+    """Where ``path`` covers ``term`` (a heading, or prose and code), or None."""
+    prose, code = (re.compile(pattern, re.IGNORECASE) for pattern in TERMS[term])
+    markdown = [source(c) for c in cells(path) if c["cell_type"] == "markdown"]
+    headings = [line for text in markdown for line in text.splitlines() if line.startswith("#")]
+    heading = next((line for line in headings if prose.search(line)), None)
+    if heading:
+        return heading.strip()
+    mentioned = any(prose.search(text) for text in markdown)
+    used = any(code.search(source(c)) for c in cells(path) if c["cell_type"] == "code")
+    return "prose and code" if mentioned and used else None
+
+
+def coverage(paths: list[Path]) -> dict[str, list[str]]:
+    """term -> the notebooks that cover it."""
+    return {term: [path.name for path in paths if covers(path, term)] for term in TERMS}
+
+
+def test_notebook_10_is_there():
+    assert LAST.exists(), f"{LAST.relative_to(ROOT)} is missing"
+
+
+def test_the_notebooks_cover_every_term_of_the_lesson():
+    paths = course_notebooks()
+    missing = [term for term, where in coverage(paths).items() if not where]
+    assert not missing, (
+        f"no course notebook covers {missing}: give one of them a section (a heading naming the"
+        f" term, or prose plus code that uses it). Looked in: {[p.name for p in paths]}"
+    )
+
+
+def test_the_check_fails_for_a_missing_term(tmp_path):
+    """The coverage check can fail: a notebook with a single heading covers only that term."""
+    notebook = tmp_path / "99_only_workers.ipynb"
+    notebook.write_text(
+        json.dumps({"cells": [{"cell_type": "markdown", "source": "## Workers", "metadata": {}}]})
+    )
+    found = coverage([notebook])
+    assert found["worker"] == [notebook.name]
+    assert [term for term, where in found.items() if not where] == [
+        term for term in TERMS if term != "worker"
+    ]
+
+
+def test_the_notebooks_readme_lists_every_notebook():
+    readme = (NOTEBOOKS / "README.md").read_text()
+    listed = re.findall(r"`(\d\d_\w+\.ipynb)`", readme)
+    missing = [path.name for path in course_notebooks() if path.name not in listed]
+    assert not missing, f"notebooks/README.md does not list {missing}"
+    numbered = list(dict.fromkeys(listed))
+    assert numbered == sorted(numbered), f"notebooks/README.md lists them out of order: {numbered}"
+
+
+@pytest.mark.parametrize("term", TERMS)
+def test_each_term_is_matched_somewhere_in_its_words(term):
+    """The patterns themselves: each term's own name is matched by its prose pattern."""
+    assert re.search(TERMS[term][0], f"## {term}", re.IGNORECASE)
