@@ -54,7 +54,8 @@ KEYS = {
     "events": ("STREAM", "the events (below), capped near opts.maxLenEvents"),
     "limiter": ("STRING", "jobs started in the current rate-limit window (with a TTL)"),
     "paused": ("LIST", "BullMQ v5's list of a paused queue's jobs; v6 only drains it"),
-    "repeat": ("ZSET", "job schedulers by next run"),
+    "repeat": ("ZSET", "job schedulers by next run (ms)"),
+    "repeat:<id>": ("HASH", "one job scheduler: its schedule and job template (fields below)"),
     "de:<id>": ("STRING", "the job that holds a deduplication id (TTL if one was given)"),
     "dn:<id>": ("STRING", "BullMQ's next job for a deduplication id (keepLastIfActive)"),
     "wakeup:<worker id>": ("ZSET", "minibull's own: ends one worker's BZPOPMIN, empty at rest"),
@@ -95,6 +96,20 @@ META_FIELDS = {
     "version": "the BullMQ version that created the queue (informative)",
 }
 
+SCHEDULER_FIELDS = {
+    "name": "the name of the jobs it makes",
+    "data": "their data as JSON text (BullMQ leaves out `{}`)",
+    "opts": "their options as JSON (BullMQ leaves out `{}`)",
+    "every": "the interval (ms), or",
+    "pattern": "a cron pattern (six fields: seconds first)",
+    "tz": "the time zone of the pattern",
+    "limit": "at most this many runs",
+    "startDate": "no run before (ms)",
+    "endDate": "no run after (ms)",
+    "offset": "`every`: the phase of the slots (first run mod every)",
+    "ic": "iteration count: the jobs made so far, the pending one included",
+}
+
 EVENTS = {
     "added": "a job was added",
     "waiting": "a job became ready: added, promoted, retried at once or recovered",
@@ -131,6 +146,8 @@ SCENARIO_JOBS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("deduplicated", {}, {"deduplication": {"id": "d1"}}),
     ("deduplicated", {}, {"deduplication": {"id": "d1"}}),
 ]
+#: A job scheduler of the scenario: every 100 ms until two runs are done, then removed.
+SCHEDULER = ("sched", {"every": 100}, "sched", {"n": 1})
 
 
 async def run_scenario(peer: Peer) -> None:
@@ -145,6 +162,10 @@ async def run_scenario(peer: Peer) -> None:
     await peer.set_global_rate_limit(1000, 1000)
     worker = await peer.start_worker(drainDelay=1, stalledInterval=300, lockDuration=500)
     await _finished(peer, ids)
+    await peer.upsert_job_scheduler(*SCHEDULER)
+    await wait_for(lambda: sum(run.startswith("repeat:") for run, _ in peer.runs) >= 2, 20)
+    await peer.get_job_scheduler(SCHEDULER[0])
+    await peer.remove_job_scheduler(SCHEDULER[0])
     await peer.get_job(ids[0])
     await peer.get_job_counts("waiting", "active", "completed", "failed", "delayed")
     # A job whose worker dies, recovered and failed by a worker that allows no stalls.
@@ -180,6 +201,7 @@ READS = {
 HASH_FIELD_WRITES = {"HSET", "HMSET", "HSETNX"}
 _ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|.)")
+_RUN_JOB = re.compile(r"repeat:[^:]+:\d+")
 _SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b"}
 
 
@@ -203,6 +225,7 @@ class Observed:
     keys: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     job_fields: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     meta_fields: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    scheduler_fields: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     events: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
 
@@ -210,6 +233,9 @@ def key_kind(rest: str) -> str:
     """``wait`` -> ``wait``; ``42`` or ``custom-1`` -> ``<id>``; ``42:lock`` -> ``<id>:lock``."""
     if rest in KEYS:
         return rest
+    run = _RUN_JOB.match(rest)
+    if run:  # the job of a scheduler's run: its id is repeat:<scheduler id>:<millis>
+        return "<id>" + rest[run.end() :]
     head, _, tail = rest.partition(":")
     if head == "wakeup":
         return "wakeup:<worker id>"
@@ -232,8 +258,12 @@ def record(observed: Observed, queue_prefix: str, args: list[str]) -> None:
             observed.keys[kind].add("R")
         if index != 1:
             continue
-        fields = observed.job_fields if kind == "<id>" else observed.meta_fields
-        if kind in ("<id>", "meta"):
+        fields = {
+            "<id>": observed.job_fields,
+            "meta": observed.meta_fields,
+            "repeat:<id>": observed.scheduler_fields,
+        }.get(kind)
+        if fields is not None:
             if command in HASH_FIELD_WRITES:
                 for name in args[2::2]:
                     fields[name].add("W")
@@ -288,6 +318,7 @@ async def observe(kind: str, url: str, prefix: str) -> Observed:
             observed.job_fields[name].add("D")
     observed.job_fields.pop("*", None)
     observed.meta_fields.pop("*", None)
+    observed.scheduler_fields.pop("*", None)
     return observed
 
 
@@ -366,7 +397,15 @@ NOTES = """\
   for the other. minibull's `Job.opts` shows the stored `de`, BullMQ's getters decode it
   to `deduplication`. minibull's `deduplicated` event lacks `deduplicatedJobId` (a core
   bug, test_the_deduplicated_event fails until it is fixed).
-- **Job schedulers** (`repeat`, `repeat:<id>`, `rjk`): not compared yet.
+- **Job schedulers** (tests/interop/test_schedulers.py): a BullMQ scheduler is advanced
+  run by run by minibull's workers (every and cron). A minibull scheduler is not advanced
+  by BullMQ's workers (core bug, those tests fail until fixed): BullMQ's worker plans the
+  next run from the taken job's `opts.repeat`, which minibull's run jobs lack (Node's
+  worker then drops the job, which stalls; the Python port runs it and plans nothing).
+  minibull writes no `offset`, which BullMQ's worker aligns to when it catches up after a
+  late run; and minibull reads a six-field cron pattern's seconds last, BullMQ first.
+  The job of a scheduler's run has the id `repeat:<scheduler id>:<millis>` (counted as
+  `<id>` in these tables) and `rjk` = the scheduler id, in all three.
 """
 
 
@@ -410,6 +449,16 @@ def render(observed: dict[str, Observed], versions: dict[str, str]) -> str:
     out += _table("Job-hash fields (`<id>`)", "field", job_names, JOB_FIELDS, jobs)
     meta_names = _ordered(set().union(*(m.keys() for m in metas.values())), META_FIELDS, "meta")
     out += _table("Meta-hash fields (`meta`)", "field", meta_names, META_FIELDS, metas)
+    schedulers = {kind: observed[kind].scheduler_fields for kind in IMPLEMENTATIONS}
+    names = set().union(*(f.keys() for f in schedulers.values()))
+    scheduler_names = _ordered(names, SCHEDULER_FIELDS, "scheduler fields")
+    out += _table(
+        "Job-scheduler-hash fields (`repeat:<id>`)",
+        "field",
+        scheduler_names,
+        SCHEDULER_FIELDS,
+        schedulers,
+    )
 
     events = {kind: observed[kind].events for kind in IMPLEMENTATIONS}
     names = _ordered(set().union(*(e.keys() for e in events.values())), EVENTS, "events")

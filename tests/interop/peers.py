@@ -214,6 +214,34 @@ def minibull_options(opts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def minibull_repeat(repeat: dict[str, Any]) -> dict[str, Any]:
+    """BullMQ's repeat options (ms, camelCase) as minibull's ``repeat=`` (s, snake_case)."""
+    out: dict[str, Any] = {}
+    for key, value in repeat.items():
+        if key == "every":
+            out["every"] = value / 1000
+        elif key in ("startDate", "endDate"):
+            out["start_date" if key == "startDate" else "end_date"] = value / 1000
+        elif key in ("pattern", "tz", "limit", "immediately"):
+            out[key] = value
+        else:
+            raise ValueError(f"no minibull equivalent for repeat option {key!r}")
+    return out
+
+
+#: A job scheduler as BullMQ's ``getJobScheduler`` names it (JobSchedulerJson), these keys.
+SCHEDULER_FIELDS = ("key", "name", "next", "iterationCount", "every", "pattern", "tz", "limit")
+
+
+def scheduler_view(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A BullMQ JobSchedulerJson cut to SCHEDULER_FIELDS plus the template's data (unset: None)."""
+    if raw is None:
+        return None
+    view = {name: raw.get(name) for name in SCHEDULER_FIELDS}
+    view["data"] = (raw.get("template") or {}).get("data")
+    return view
+
+
 # -- the interface ----------------------------------------------------------------
 
 
@@ -268,6 +296,25 @@ class Peer:
 
     async def set_global_rate_limit(self, max_jobs: int, duration_ms: int) -> None:
         """At most ``max_jobs`` job starts per ``duration_ms``, over all workers."""
+        raise NotImplementedError
+
+    async def upsert_job_scheduler(
+        self,
+        scheduler_id: str,
+        repeat: dict[str, Any],
+        name: str,
+        data: Any,
+        opts: dict[str, Any] | None = None,
+    ) -> str | None:
+        """Create or replace a job scheduler (BullMQ's repeat options, in ms); the id of the
+        job of its next run."""
+        raise NotImplementedError
+
+    async def get_job_scheduler(self, scheduler_id: str) -> dict[str, Any] | None:
+        """The scheduler as ``scheduler_view`` (BullMQ's names), or None."""
+        raise NotImplementedError
+
+    async def remove_job_scheduler(self, scheduler_id: str) -> None:
         raise NotImplementedError
 
     async def start_worker(self, **opts: Any) -> str:
@@ -341,6 +388,33 @@ class MinibullPeer(Peer):
 
     async def set_global_rate_limit(self, max_jobs: int, duration_ms: int) -> None:
         await self.queue.set_global_rate_limit(max_jobs, duration_ms / 1000)
+
+    async def upsert_job_scheduler(
+        self,
+        scheduler_id: str,
+        repeat: dict[str, Any],
+        name: str,
+        data: Any,
+        opts: dict[str, Any] | None = None,
+    ) -> str | None:
+        job = await self.queue.upsert_job_scheduler(
+            scheduler_id,
+            minibull_repeat(repeat),
+            name=name,
+            data=data,
+            opts=minibull_options(opts or {}),
+        )
+        return job.id if job else None
+
+    async def get_job_scheduler(self, scheduler_id: str) -> dict[str, Any] | None:
+        found = await self.queue.get_job_scheduler(scheduler_id)
+        if found is None:
+            return None
+        raw = {**found, "key": found["id"], "iterationCount": found["iterations"]}
+        return scheduler_view({**raw, "template": {"data": found["data"]}})
+
+    async def remove_job_scheduler(self, scheduler_id: str) -> None:
+        await self.queue.remove_job_scheduler(scheduler_id)
 
     async def start_worker(self, **opts: Any) -> str:
         async def process(job: minibull.Job) -> Any:
@@ -475,6 +549,23 @@ class PythonPeer(Peer):
 
     async def set_global_rate_limit(self, max_jobs: int, duration_ms: int) -> None:
         await self.queue.setGlobalRateLimit(max_jobs, duration_ms)
+
+    async def upsert_job_scheduler(
+        self,
+        scheduler_id: str,
+        repeat: dict[str, Any],
+        name: str,
+        data: Any,
+        opts: dict[str, Any] | None = None,
+    ) -> str | None:
+        job = await self.queue.upsertJobScheduler(scheduler_id, repeat, name, data, opts or {})
+        return job.id if job else None
+
+    async def get_job_scheduler(self, scheduler_id: str) -> dict[str, Any] | None:
+        return scheduler_view(await self.queue.getJobScheduler(scheduler_id))
+
+    async def remove_job_scheduler(self, scheduler_id: str) -> None:
+        await self.queue.removeJobScheduler(scheduler_id)
 
     async def start_worker(self, **opts: Any) -> str:
         async def process(job: Any, token: str) -> Any:
@@ -670,6 +761,29 @@ class NodePeer(Peer):
 
     async def set_global_rate_limit(self, max_jobs: int, duration_ms: int) -> None:
         await self.request("setGlobalRateLimit", max=max_jobs, duration=duration_ms)
+
+    async def upsert_job_scheduler(
+        self,
+        scheduler_id: str,
+        repeat: dict[str, Any],
+        name: str,
+        data: Any,
+        opts: dict[str, Any] | None = None,
+    ) -> str | None:
+        return await self.request(
+            "upsertJobScheduler",
+            schedulerId=scheduler_id,
+            repeat=repeat,
+            name=name,
+            data=data,
+            opts=opts or {},
+        )
+
+    async def get_job_scheduler(self, scheduler_id: str) -> dict[str, Any] | None:
+        return scheduler_view(await self.request("getJobScheduler", schedulerId=scheduler_id))
+
+    async def remove_job_scheduler(self, scheduler_id: str) -> None:
+        await self.request("removeJobScheduler", schedulerId=scheduler_id)
 
     async def start_worker(self, **opts: Any) -> str:
         wid = f"w{next(self._ids)}"

@@ -121,6 +121,16 @@ const commands = {
   async setGlobalRateLimit({ max, duration }) {
     await queue.setGlobalRateLimit(max, duration);
   },
+  async upsertJobScheduler({ schedulerId, repeat, name, data, opts }) {
+    const job = await queue.upsertJobScheduler(schedulerId, repeat, { name, data, opts });
+    return job ? job.id : null;
+  },
+  async getJobScheduler({ schedulerId }) {
+    return (await queue.getJobScheduler(schedulerId)) ?? null;
+  },
+  async removeJobScheduler({ schedulerId }) {
+    await queue.removeJobScheduler(schedulerId);
+  },
   async startWorker({ wid, opts }) {
     const worker = new Worker(queueName, processor, { ...base, ...opts, autorun: false });
     worker.on('error', error => send({ notice: 'error', wid, message: String(error) }));
