@@ -158,7 +158,9 @@ async def embedded(args: argparse.Namespace) -> None:
     async def add_bulk(queue: Queue, count: int) -> None:
         for start in range(0, count, args.batch):
             size = min(args.batch, count - start)
-            await queue.add_bulk([{"name": "job", "data": {"i": i}} for i in range(start, start + size)])
+            await queue.add_bulk(
+                [{"name": "job", "data": {"i": i}} for i in range(start, start + size)]
+            )
 
     async def drain(name: str, count: int, concurrency: int) -> float:
         done = asyncio.Event()

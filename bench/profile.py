@@ -30,7 +30,9 @@ async def drain(url: str | None, jobs: int, concurrency: int, profiler: Profiler
     await queue.obliterate(force=True)
     for start in range(0, jobs, 1000):
         count = min(1000, jobs - start)
-        await queue.add_bulk([{"name": "job", "data": {"i": i}} for i in range(start, start + count)])
+        await queue.add_bulk(
+            [{"name": "job", "data": {"i": i}} for i in range(start, start + count)]
+        )
     done = asyncio.Event()
     finished = 0
 

@@ -24,8 +24,11 @@ METRICS = (
     "of_ideal",
     "cpu_us",
 )
-DRAIN_LABELS = {"c1": "1 process, concurrency 1", "c10": "1 process, concurrency 10",
-                "2p": "2 processes, concurrency 10 each"}
+DRAIN_LABELS = {
+    "c1": "1 process, concurrency 1",
+    "c10": "1 process, concurrency 10",
+    "2p": "2 processes, concurrency 10 each",
+}
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -67,8 +70,12 @@ def summarise(info: dict[str, Any], runs: list[dict[str, Any]], libs: list[str])
                 if key in results[0]:
                     entry[key] = results[0][key]
             summary[lib][scenario] = entry
-        errors = [r["libs"][lib][s]["error"] for r in runs for s in r["libs"].get(lib, {})
-                  if "error" in r["libs"][lib][s]]
+        errors = [
+            r["libs"][lib][s]["error"]
+            for r in runs
+            for s in r["libs"].get(lib, {})
+            if "error" in r["libs"][lib][s]
+        ]
         if errors:
             summary[lib]["errors"] = errors
     raw = _spread_flat([run["raw"] for run in runs if "raw" in run])
@@ -106,7 +113,7 @@ def ratios(summary: dict[str, Any]) -> dict[str, Any]:
         if lib == "minibull":
             continue
         out[lib] = {}
-        for scenario, entry in summary[lib].items():
+        for scenario in summary[lib]:
             if scenario == "errors":
                 continue
             for metric in ("rate", "p50_us", "p99_us", "round_trips", "server_commands"):
@@ -123,13 +130,22 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     peers = [lib for lib in summary if lib != "minibull"]
     found: list[dict[str, Any]] = []
 
-    def add(name: str, value: float | None, goal: float | None, higher: bool, unit: str,
-            against: str) -> None:
+    def add(
+        name: str, value: float | None, goal: float | None, higher: bool, unit: str, against: str
+    ) -> None:
         ok = None
         if value is not None and goal is not None:
             ok = value >= goal if higher else value <= goal
-        found.append({"target": name, "value": value, "goal": goal, "unit": unit,
-                      "against": against, "pass": ok})
+        found.append(
+            {
+                "target": name,
+                "value": value,
+                "goal": goal,
+                "unit": unit,
+                "against": against,
+                "pass": ok,
+            }
+        )
 
     def best_peer(scenario: str, metric: str, highest: bool) -> tuple[float | None, str]:
         values = [(median(summary, lib, scenario, metric), lib) for lib in peers]
@@ -139,31 +155,75 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         value, lib = max(values) if highest else min(values)
         return value, lib
 
-    add("single enqueue in one round trip",
-        median(summary, "minibull", "enqueue_single", "round_trips"), 1.0, False, "round trips",
-        "1")
+    add(
+        "single enqueue in one round trip",
+        median(summary, "minibull", "enqueue_single", "round_trips"),
+        1.0,
+        False,
+        "round trips",
+        "1",
+    )
     value, lib = best_peer("enqueue_single", "p50_us", highest=False)
-    add("single enqueue p50 at or below the fastest peer's",
-        median(summary, "minibull", "enqueue_single", "p50_us"), value, False, "us", lib)
-    add("bulk enqueue at or above bullmq's",
+    add(
+        "single enqueue p50 at or below the fastest peer's",
+        median(summary, "minibull", "enqueue_single", "p50_us"),
+        value,
+        False,
+        "us",
+        lib,
+    )
+    add(
+        "bulk enqueue at or above bullmq's",
         median(summary, "minibull", "enqueue_bulk", "rate"),
-        median(summary, "bullmq", "enqueue_bulk", "rate"), True, "jobs/s", "bullmq")
+        median(summary, "bullmq", "enqueue_bulk", "rate"),
+        True,
+        "jobs/s",
+        "bullmq",
+    )
     bullmq_c10 = median(summary, "bullmq", "drain_noop_c10", "rate")
-    add("drain at concurrency 10, one process, at least 1.5x bullmq's",
+    add(
+        "drain at concurrency 10, one process, at least 1.5x bullmq's",
         median(summary, "minibull", "drain_noop_c10", "rate"),
-        None if bullmq_c10 is None else 1.5 * bullmq_c10, True, "jobs/s", "1.5 x bullmq")
+        None if bullmq_c10 is None else 1.5 * bullmq_c10,
+        True,
+        "jobs/s",
+        "1.5 x bullmq",
+    )
     value, lib = best_peer("drain_noop_2p", "rate", highest=True)
-    add("drain with two processes at least the fastest peer's",
-        median(summary, "minibull", "drain_noop_2p", "rate"), value, True, "jobs/s", lib)
-    add("10 ms I/O jobs at concurrency 10: 95% of the ideal 1,000/s or more",
-        median(summary, "minibull", "drain_io_c10", "rate"), 950.0, True, "jobs/s", "ideal")
+    add(
+        "drain with two processes at least the fastest peer's",
+        median(summary, "minibull", "drain_noop_2p", "rate"),
+        value,
+        True,
+        "jobs/s",
+        lib,
+    )
+    add(
+        "10 ms I/O jobs at concurrency 10: 95% of the ideal 1,000/s or more",
+        median(summary, "minibull", "drain_io_c10", "rate"),
+        950.0,
+        True,
+        "jobs/s",
+        "ideal",
+    )
     for drain in ("c1", "c10"):
-        add(f"at most 2 round trips per job on the worker side ({drain})",
-            median(summary, "minibull", f"drain_noop_{drain}", "round_trips"), 2.0, False,
-            "round trips", "2")
+        add(
+            f"at most 2 round trips per job on the worker side ({drain})",
+            median(summary, "minibull", f"drain_noop_{drain}", "round_trips"),
+            2.0,
+            False,
+            "round trips",
+            "2",
+        )
     e2e = results["embedded"].get("e2e_bulk_c10", {}).get("rate", {}).get("median")
-    add("embedded default: at least 2,000 no-op jobs/s end to end", e2e, 2000.0, True,
-        "jobs/s", "2,000")
+    add(
+        "embedded default: at least 2,000 no-op jobs/s end to end",
+        e2e,
+        2000.0,
+        True,
+        "jobs/s",
+        "2,000",
+    )
     return found
 
 
@@ -214,7 +274,9 @@ def machine_text(results: dict[str, Any]) -> str:
         f"({m['redis_where']}), redis-py {v.get('redis', '?')} with the "
         f"{m['redis_py_parser']} parser. {m['jobs']:,} jobs per measurement, medians of "
         f"{m['runs']} runs ({m['date']}, {m['minutes']} minutes). minibull at "
-        f"`{m['minibull_commit']}`; peers: {peers}."
+        f"`{m['minibull_commit'].split()[0]}`"
+        + (" with uncommitted changes" if "uncommitted" in m["minibull_commit"] else "")
+        + f"; peers: {peers}."
     )
 
 
@@ -222,23 +284,37 @@ def enqueue_table(results: dict[str, Any]) -> str:
     s = results["summary"]
     rows = []
     for lib in _libs(results):
-        rows.append([
-            lib,
-            _num(median(s, lib, "enqueue_single", "rate")),
-            _ratio(results, lib, "enqueue_single"),
-            _num(median(s, lib, "enqueue_single", "p50_us")),
-            _ratio(results, lib, "enqueue_single", "p50_us"),
-            _num(median(s, lib, "enqueue_single", "p99_us")),
-            _num(median(s, lib, "enqueue_single", "round_trips"), 1),
-            _num(median(s, lib, "enqueue_single", "server_commands"), 1),
-            _num(median(s, lib, "enqueue_single", "cpu_us")),
-            _num(median(s, lib, "enqueue_bulk", "rate")),
-            _ratio(results, lib, "enqueue_bulk"),
-            _num(median(s, lib, "enqueue_bulk", "server_commands"), 1),
-        ])
+        rows.append(
+            [
+                lib,
+                _num(median(s, lib, "enqueue_single", "rate")),
+                _ratio(results, lib, "enqueue_single"),
+                _num(median(s, lib, "enqueue_single", "p50_us")),
+                _ratio(results, lib, "enqueue_single", "p50_us"),
+                _num(median(s, lib, "enqueue_single", "p99_us")),
+                _num(median(s, lib, "enqueue_single", "round_trips"), 1),
+                _num(median(s, lib, "enqueue_single", "server_commands"), 1),
+                _num(median(s, lib, "enqueue_single", "cpu_us")),
+                _num(median(s, lib, "enqueue_bulk", "rate")),
+                _ratio(results, lib, "enqueue_bulk"),
+                _num(median(s, lib, "enqueue_bulk", "server_commands"), 1),
+            ]
+        )
     return table(
-        ["library", "one at a time, jobs/s", "÷ minibull", "p50 µs", "÷ minibull", "p99 µs",
-         "round trips/job", "Redis cmds/job", "producer CPU µs/job", "bulk, jobs/s", "÷ minibull", "bulk cmds/job"],
+        [
+            "library",
+            "one at a time, jobs/s",
+            "÷ minibull",
+            "p50 µs",
+            "÷ minibull",
+            "p99 µs",
+            "round trips/job",
+            "Redis cmds/job",
+            "producer CPU µs/job",
+            "bulk, jobs/s",
+            "÷ minibull",
+            "bulk cmds/job",
+        ],
         rows,
     )
 
@@ -265,8 +341,12 @@ def drain_table(results: dict[str, Any], kind: str) -> str:
         rows.append(row)
     header = ["library", "c1, jobs/s", "÷ mb", "c10, jobs/s", "÷ mb", "2 processes, jobs/s", "÷ mb"]
     if kind == "noop":
-        header += ["worker round trips/job (c1)", "(c10)", "Redis cmds/job (c10)",
-                   "worker CPU µs/job (c10)"]
+        header += [
+            "worker round trips/job (c1)",
+            "(c10)",
+            "Redis cmds/job (c10)",
+            "worker CPU µs/job (c10)",
+        ]
     return table(header, rows)
 
 
@@ -275,7 +355,8 @@ def reference_text(results: dict[str, Any]) -> str:
     if not raw:
         return ""
     names = {
-        "sync_ping": "PING", "sync_evalsha": "EVALSHA (`return 1`)",
+        "sync_ping": "PING",
+        "sync_evalsha": "EVALSHA (`return 1`)",
         "sync_lpush_brpop": "LPUSH+BRPOP pairs",
     }
     rows = []
@@ -291,14 +372,20 @@ def reference_text(results: dict[str, Any]) -> str:
     for lib in _libs(results):
         enq = median(s, lib, "enqueue_single", "rate")
         c1 = median(s, lib, "drain_noop_c1", "rate")
-        fractions.append([
-            lib,
-            "–" if not (enq and ping) else f"{enq / ping:.0%}",
-            "–" if not (c1 and pair) else f"{c1 / pair:.0%}",
-        ])
-    return text + "\n\nAs a fraction of that limit (one connection, one process):\n\n" + table(
-        ["library", "enqueue one at a time ÷ PING rate", "drain c1 ÷ LPUSH+BRPOP pair rate"],
-        fractions,
+        fractions.append(
+            [
+                lib,
+                "–" if not (enq and ping) else f"{enq / ping:.0%}",
+                "–" if not (c1 and pair) else f"{c1 / pair:.0%}",
+            ]
+        )
+    return (
+        text
+        + "\n\nAs a fraction of that limit (one connection, one process):\n\n"
+        + table(
+            ["library", "enqueue one at a time ÷ PING rate", "drain c1 ÷ LPUSH+BRPOP pair rate"],
+            fractions,
+        )
     )
 
 
@@ -318,8 +405,13 @@ def embedded_table(results: dict[str, Any]) -> str:
             extra = ""
             if "p50_us" in e[key]:
                 extra = f" (p50 {e[key]['p50_us']['median']:,.0f} µs)"
-            rows.append([label, _num(e[key]["rate"]["median"]) + extra,
-                         f"{_num(e[key]['rate']['min'])}–{_num(e[key]['rate']['max'])}"])
+            rows.append(
+                [
+                    label,
+                    _num(e[key]["rate"]["median"]) + extra,
+                    f"{_num(e[key]['rate']['min'])}–{_num(e[key]['rate']['max'])}",
+                ]
+            )
     return table(["minibull, embedded fakeredis (no server)", "jobs/s, median", "min–max"], rows)
 
 
@@ -328,15 +420,27 @@ def targets_table(results: dict[str, Any]) -> str:
     for t in results["targets"]:
         digits = 2 if t["unit"] == "round trips" else 0
         verdict = {True: "PASS", False: "**FAIL**", None: "n/a"}[t["pass"]]
-        rows.append([t["target"], f"{_num(t['value'], digits)} {t['unit']}",
-                     f"{_num(t['goal'], digits)} ({t['against']})", verdict])
+        rows.append(
+            [
+                t["target"],
+                f"{_num(t['value'], digits)} {t['unit']}",
+                f"{_num(t['goal'], digits)} ({t['against']})",
+                verdict,
+            ]
+        )
     return table(["target", "minibull", "goal", ""], rows)
 
 
 def spread_table(results: dict[str, Any]) -> str:
     s = results["summary"]
-    scenarios = ["enqueue_single", "enqueue_bulk", "drain_noop_c1", "drain_noop_c10",
-                 "drain_noop_2p", "drain_io_c10"]
+    scenarios = [
+        "enqueue_single",
+        "enqueue_bulk",
+        "drain_noop_c1",
+        "drain_noop_c10",
+        "drain_noop_2p",
+        "drain_io_c10",
+    ]
     rows = []
     for lib in _libs(results):
         row = [lib]
@@ -393,7 +497,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         drain_table(results, "noop"),
         "",
-        f"minibull's worker-side Redis commands per job at concurrency 10: {commands_text(results)}.",
+        "minibull's worker-side Redis commands per job at concurrency 10: "
+        f"{commands_text(results)}.",
         "",
         "## Drain, 10 ms I/O jobs",
         "",
@@ -428,40 +533,54 @@ def readme_section(results: dict[str, Any]) -> str:
     s = results["summary"]
     rows = []
     for lib in _libs(results):
-        rows.append([
-            lib,
-            _num(median(s, lib, "enqueue_single", "p50_us")),
-            _num(median(s, lib, "enqueue_bulk", "rate")),
-            _num(median(s, lib, "drain_noop_c10", "rate")) + f" ({_ratio(results, lib, 'drain_noop_c10')})",
-            _num(median(s, lib, "drain_noop_2p", "rate")) + f" ({_ratio(results, lib, 'drain_noop_2p')})",
-            _num(median(s, lib, "drain_io_c10", "rate")),
-            _num(median(s, lib, "drain_noop_c10", "round_trips"), 2),
-        ])
+        rows.append(
+            [
+                lib,
+                _num(median(s, lib, "enqueue_single", "p50_us")),
+                _num(median(s, lib, "enqueue_bulk", "rate")),
+                _num(median(s, lib, "drain_noop_c10", "rate"))
+                + f" ({_ratio(results, lib, 'drain_noop_c10')})",
+                _num(median(s, lib, "drain_noop_2p", "rate"))
+                + f" ({_ratio(results, lib, 'drain_noop_2p')})",
+                _num(median(s, lib, "drain_io_c10", "rate")),
+                _num(median(s, lib, "drain_noop_c10", "round_trips"), 2),
+            ]
+        )
     summary_table = table(
-        ["library", "enqueue p50 µs", "bulk enqueue jobs/s", "drain c10 jobs/s (÷ minibull)",
-         "2 processes jobs/s (÷ minibull)", "10 ms jobs, c10, jobs/s", "worker round trips/job"],
+        [
+            "library",
+            "enqueue p50 µs",
+            "bulk enqueue jobs/s",
+            "drain c10 jobs/s (÷ minibull)",
+            "2 processes jobs/s (÷ minibull)",
+            "10 ms jobs, c10, jobs/s",
+            "worker round trips/job",
+        ],
         rows,
     )
     e2e = results["embedded"].get("e2e_bulk_c10", {}).get("rate", {}).get("median")
-    return "\n".join([
-        "",
-        "`make bench` runs minibull and its peers side by side on one Redis and writes "
-        "`bench/results/` (full tables in `bench/results/results.md`, numbers in "
-        "`results.json`) and this section. " + machine_text(results),
-        "",
-        summary_table,
-        "",
-        f"On the embedded default (no server at all) minibull runs {_num(e2e)} no-op jobs/s "
-        "end to end (add_bulk, then a worker at concurrency 10).",
-        "",
-        targets_table(results),
-        "",
-        "| | |",
-        "|---|---|",
-        "| ![throughput](bench/results/throughput.png) | ![latency](bench/results/latency.png) |",
-        "| ![commands per job](bench/results/commands.png) | |",
-        "",
-    ])
+    return "\n".join(
+        [
+            "",
+            "`make bench` runs minibull and its peers side by side on one Redis and writes "
+            "`bench/results/` (full tables in `bench/results/results.md`, numbers in "
+            "`results.json`) and this section. " + machine_text(results),
+            "",
+            summary_table,
+            "",
+            f"On the embedded default (no server at all) minibull runs {_num(e2e)} no-op jobs/s "
+            "end to end (add_bulk, then a worker at concurrency 10).",
+            "",
+            targets_table(results),
+            "",
+            "| | |",
+            "|---|---|",
+            "| ![throughput](bench/results/throughput.png) "
+            "| ![latency](bench/results/latency.png) |",
+            "| ![commands per job](bench/results/commands.png) | |",
+            "",
+        ]
+    )
 
 
 def update_readme(path: Path, results: dict[str, Any]) -> None:
@@ -485,7 +604,8 @@ def figures(results: dict[str, Any], out: Path) -> None:
 
     s = results["summary"]
     libs = _libs(results)
-    colors = {lib: ("#d62728" if lib == "minibull" else f"C{i}") for i, lib in enumerate(libs)}
+    palette = iter(["C0", "C1", "C2", "C4", "C5", "C6", "C7", "C8", "C9"])  # C3 is minibull's red
+    colors = {lib: "#d62728" if lib == "minibull" else next(palette) for lib in libs}
 
     def bars(ax: Any, groups: list[tuple[str, str]], metric: str, title: str, ylabel: str) -> None:
         width = 0.8 / len(libs)
@@ -506,16 +626,33 @@ def figures(results: dict[str, Any], out: Path) -> None:
         ax.grid(axis="y", alpha=0.3)
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    bars(axes[0], [("enqueue_single", "one at a time"), ("enqueue_bulk", "bulk")], "rate",
-         "Enqueue, one producer", "jobs/s")
-    bars(axes[1], [(f"drain_noop_{d}", d) for d in ("c1", "c10", "2p")], "rate",
-         "Drain, no-op jobs", "jobs/s")
-    bars(axes[2], [(f"drain_io_{d}", d) for d in ("c1", "c10", "2p")], "of_ideal",
-         "Drain, 10 ms jobs (share of ideal)", "of ideal")
+    bars(
+        axes[0],
+        [("enqueue_single", "one at a time"), ("enqueue_bulk", "bulk")],
+        "rate",
+        "Enqueue, one producer",
+        "jobs/s",
+    )
+    bars(
+        axes[1],
+        [(f"drain_noop_{d}", d) for d in ("c1", "c10", "2p")],
+        "rate",
+        "Drain, no-op jobs",
+        "jobs/s",
+    )
+    bars(
+        axes[2],
+        [(f"drain_io_{d}", d) for d in ("c1", "c10", "2p")],
+        "of_ideal",
+        "Drain, 10 ms jobs (share of ideal)",
+        "of ideal",
+    )
     axes[2].axhline(0.95, color="grey", linestyle="--", linewidth=1)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{results['machine']['cores']} cores, Redis {results['machine']['redis_server']}, "
-                 "medians with min–max")
+    fig.suptitle(
+        f"{results['machine']['cores']} cores, Redis {results['machine']['redis_server']}, "
+        "medians with min–max"
+    )
     fig.tight_layout()
     fig.savefig(out / "throughput.png", dpi=90)
     plt.close(fig)
@@ -525,8 +662,9 @@ def figures(results: dict[str, Any], out: Path) -> None:
     p50 = [median(s, lib, "enqueue_single", "p50_us") or 0 for lib in libs]
     p99 = [median(s, lib, "enqueue_single", "p99_us") or 0 for lib in libs]
     xs = range(len(libs))
-    ax.bar([x - width / 2 for x in xs], p50, width, label="p50",
-           color=[colors[lib] for lib in libs])
+    ax.bar(
+        [x - width / 2 for x in xs], p50, width, label="p50", color=[colors[lib] for lib in libs]
+    )
     ax.bar([x + width / 2 for x in xs], p99, width, label="p99", color="lightgrey")
     ax.set_xticks(list(xs), libs)
     ax.set_ylabel("µs per enqueue call")
@@ -538,12 +676,16 @@ def figures(results: dict[str, Any], out: Path) -> None:
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    groups = [("enqueue_single", "enqueue"), ("drain_noop_c1", "worker c1"),
-              ("drain_noop_c10", "worker c10")]
+    groups = [
+        ("enqueue_single", "enqueue"),
+        ("drain_noop_c1", "worker c1"),
+        ("drain_noop_c10", "worker c10"),
+    ]
     bars(axes[0], groups, "round_trips", "Round trips per job", "round trips")
     axes[0].axhline(2, color="grey", linestyle="--", linewidth=1)
-    bars(axes[1], groups, "server_commands", "Redis commands per job (INFO commandstats)",
-         "commands")
+    bars(
+        axes[1], groups, "server_commands", "Redis commands per job (INFO commandstats)", "commands"
+    )
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "commands.png", dpi=90)

@@ -200,9 +200,21 @@ class Bench:
         jobs = self.args.jobs
         child = Child(
             [
-                "enqueue", lib, "--url", self.url, "--queue", self.queue_name(lib),
-                "--jobs", str(jobs), "--mode", mode, "--batch", str(self.args.batch),
-                "--warmup", "200", "--handshake",
+                "enqueue",
+                lib,
+                "--url",
+                self.url,
+                "--queue",
+                self.queue_name(lib),
+                "--jobs",
+                str(jobs),
+                "--mode",
+                mode,
+                "--batch",
+                str(self.args.batch),
+                "--warmup",
+                "200",
+                "--handshake",
             ],
             self.log_name("enqueue", mode, lib),
             child_env(),
@@ -223,9 +235,20 @@ class Bench:
         """Put ``jobs`` jobs in the queue with the library's fastest enqueue (not timed)."""
         child = Child(
             [
-                "enqueue", lib, "--url", self.url, "--queue", self.queue_name(lib),
-                "--kind", kind, "--jobs", str(jobs), "--mode", "fill",
-                "--batch", str(self.args.batch),
+                "enqueue",
+                lib,
+                "--url",
+                self.url,
+                "--queue",
+                self.queue_name(lib),
+                "--kind",
+                kind,
+                "--jobs",
+                str(jobs),
+                "--mode",
+                "fill",
+                "--batch",
+                str(self.args.batch),
             ],
             self.log_name("fill", kind, lib),
             child_env(),
@@ -265,11 +288,21 @@ class Bench:
                     workers.append(
                         Child(
                             [
-                                "worker", lib, "--url", self.url, "--queue", self.queue_name(lib),
-                                "--kind", kind, "--concurrency", str(concurrency),
+                                "worker",
+                                lib,
+                                "--url",
+                                self.url,
+                                "--queue",
+                                self.queue_name(lib),
+                                "--kind",
+                                kind,
+                                "--concurrency",
+                                str(concurrency),
                                 # the first worker enqueues the jobs before it says "ready"
-                                "--fill", str(jobs if index == 0 else 0),
-                                "--batch", str(self.args.batch),
+                                "--fill",
+                                str(jobs if index == 0 else 0),
+                                "--batch",
+                                str(self.args.batch),
                             ],
                             self.log_name("worker", kind, drain, lib, index),
                             env,
@@ -301,7 +334,8 @@ class Bench:
             "client_commands": sum(slot[3] for slot in done) / max(count, 1),
             "server_commands": sum(delta.values()) / max(count, 1),
             # worker CPU per job in each process, from its first job's end to its last
-            "cpu_us": 1e6 * sum(slot[4] - slot[5] for slot in done)
+            "cpu_us": 1e6
+            * sum(slot[4] - slot[5] for slot in done)
             / max(sum(slot[0] - 1 for slot in done), 1),
             "commands": {name: calls / max(count, 1) for name, calls in delta.items()},
             "processes": processes,
@@ -384,9 +418,7 @@ class Bench:
         while time.time() < deadline:
             started = all("minibull worker: queue" in worker.log() for worker in workers)
             blocked = sum(
-                1
-                for client in self.redis.client_list()
-                if client.get("cmd") == "bzpopmin"
+                1 for client in self.redis.client_list() if client.get("cmd") == "bzpopmin"
             )
             if started and blocked >= processes:
                 return workers
@@ -439,7 +471,7 @@ def measure(bench: Bench, args: argparse.Namespace) -> list[dict[str, Any]]:
             results["embedded"] = bench.embedded()
             print(f"  minibull embedded: {fmt_dict(results['embedded'])}", flush=True)
         # Rotate the order each run, so no library always goes first (or last).
-        order = libs[run % len(libs):] + libs[: run % len(libs)]
+        order = libs[run % len(libs) :] + libs[: run % len(libs)]
         for scenario in SCENARIOS:
             if scenario not in args.scenarios:
                 continue
@@ -450,6 +482,8 @@ def measure(bench: Bench, args: argparse.Namespace) -> list[dict[str, Any]]:
                 results["libs"][lib][scenario] = result
                 print(f"  {scenario:<16} {lib:<9} {fmt_result(result)}", flush=True)
         runs.append(results)
+        if args.save_each_run:
+            args.save_each_run(runs)
     return runs
 
 
@@ -477,7 +511,7 @@ def fmt_result(result: dict[str, Any]) -> str:
         parts.append(f"{result['of_ideal']:.1%} of ideal")
     parts.append(f"{result['round_trips']:.2f} RT/job {result['server_commands']:.1f} cmds/job")
     if "cpu_us" in result:
-        parts.append(f"worker CPU {result['cpu_us']:.0f} us/job")
+        parts.append(f"CPU {result['cpu_us']:.0f} us/job")
     if result.get("capped"):
         parts.append(f"stopped after {result['done']:,} jobs")
     return ", ".join(parts)
@@ -506,7 +540,9 @@ def machine(url: str, args: argparse.Namespace) -> dict[str, Any]:
         ["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True, text=True
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "minibull"], capture_output=True, text=True
+        ["git", "-C", str(ROOT), "status", "--porcelain", "minibull"],
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     return {
         "cores": os.cpu_count(),
@@ -531,15 +567,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, help="runs of everything, for medians (default 5)")
     parser.add_argument("--jobs", type=int, help="jobs per measurement (default 10,000)")
-    parser.add_argument("--quick", action="store_true",
-                        help="1,000 jobs, 2 runs, minibull + bullmq + huey (a try, not a result)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1,000 jobs, 2 runs, minibull + bullmq + huey (a try, not a result)",
+    )
     parser.add_argument("--batch", type=int, default=1000, help="jobs per bulk enqueue call")
-    parser.add_argument("--io-seconds", type=float, default=3.0,
-                        help="10 ms jobs: about this many seconds' worth at the ideal rate")
-    parser.add_argument("--max-seconds", type=float, default=10.0,
-                        help="stop a drain after this long (its rate: jobs done so far)")
-    parser.add_argument("--redis", help="an existing Redis URL with a db of its own "
-                        "(default: start a private redis-server)")
+    parser.add_argument(
+        "--io-seconds",
+        type=float,
+        default=3.0,
+        help="10 ms jobs: about this many seconds' worth at the ideal rate",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=10.0,
+        help="stop a drain after this long (its rate: jobs done so far)",
+    )
+    parser.add_argument(
+        "--redis",
+        help="an existing Redis URL with a db of its own (default: start a private redis-server)",
+    )
     parser.add_argument("--libs", help=f"comma-separated (default: {','.join(LIBRARIES)})")
     parser.add_argument("--scenarios", default=",".join(("raw", "embedded", *SCENARIOS)))
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -551,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, name, value)
     args.jobs = args.jobs or 10_000
     args.runs = args.runs or 5
-    args.embedded_jobs = min(args.jobs, 2000) if not args.quick else 500
+    args.embedded_jobs = min(args.jobs, 1000) if not args.quick else 500
     args.raw_seconds = 0.3 if args.quick else 1.0
     if args.libs is None:
         args.libs = "minibull,bullmq,huey" if args.quick else ",".join(LIBRARIES)
@@ -568,25 +617,33 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     with redis_server(args.redis) as url:
         info = machine(url, args)
-        print(f"{info['cores']} cores, Redis {info['redis_server']} ({info['redis_where']}), "
-              f"{args.jobs} jobs, {args.runs} runs; logs in {LOGS}", flush=True)
+        print(
+            f"{info['cores']} cores, Redis {info['redis_server']} ({info['redis_where']}), "
+            f"{args.jobs} jobs, {args.runs} runs; logs in {LOGS}",
+            flush=True,
+        )
+
+        def save(runs: list[dict[str, Any]]) -> dict[str, Any]:
+            """Write the results so far (after every run: a stopped bench keeps its runs)."""
+            info["minutes"] = round((time.time() - started) / 60, 1)
+            info["runs"] = len(runs)
+            results = report.summarise(info, runs, args.libs)
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+            (args.out / "results.md").write_text(report.markdown(results))
+            report.figures(results, args.out)
+            return results
+
+        args.save_each_run = save
         runs = measure(Bench(args, url), args)
-    info["minutes"] = round((time.time() - started) / 60, 1)
-    results = report.summarise(info, runs, args.libs)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    markdown = report.markdown(results)
-    (args.out / "results.md").write_text(markdown)
-    report.figures(results, args.out)
+    results = save(runs)
     if not args.no_readme:
         report.update_readme(ROOT / "README.md", results)
     print()
     print(report.targets_text(results))
-    print(f"\nwrote {args.out}/results.json, results.md and figures "
-          f"({info['minutes']} minutes)")
+    print(f"\nwrote {args.out}/results.json, results.md and figures ({info['minutes']} minutes)")
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -34,7 +34,9 @@ class Producer:
         await self.queue.add("job", {"i": i})
 
     async def add_bulk(self, start: int, count: int) -> None:
-        await self.queue.addBulk([{"name": "job", "data": {"i": i}} for i in range(start, start + count)])
+        await self.queue.addBulk(
+            [{"name": "job", "data": {"i": i}} for i in range(start, start + count)]
+        )
 
     async def close(self) -> None:
         await self.queue.close()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from minibull import Queue, Worker
-
 from bench.adapters import IO_SECONDS
 from bench.probe import job_done, start_probe
+from minibull import Queue, Worker
 
 BULK = True
 IN_PROCESS_CONCURRENCY = True
@@ -38,13 +37,17 @@ class Producer:
         await self.queue.add("job", {"i": i})
 
     async def add_bulk(self, start: int, count: int) -> None:
-        await self.queue.add_bulk([{"name": "job", "data": {"i": i}} for i in range(start, start + count)])
+        await self.queue.add_bulk(
+            [{"name": "job", "data": {"i": i}} for i in range(start, start + count)]
+        )
 
     async def close(self) -> None:
         await self.queue.close()
 
 
-async def serve(url: str | None, queue: str, concurrency: int, kind: str, go: Callable[[], None]) -> None:
+async def serve(
+    url: str | None, queue: str, concurrency: int, kind: str, go: Callable[[], None]
+) -> None:
     worker = Worker(queue, JOBS[kind], url, concurrency=concurrency)
     go()
     await worker.run()
