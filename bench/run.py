@@ -576,13 +576,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--io-seconds",
         type=float,
-        default=3.0,
+        default=2.0,
         help="10 ms jobs: about this many seconds' worth at the ideal rate",
     )
     parser.add_argument(
         "--max-seconds",
         type=float,
-        default=10.0,
+        default=4.0,
         help="stop a drain after this long (its rate: jobs done so far)",
     )
     parser.add_argument(
