@@ -318,6 +318,8 @@ class Queue:
             "opts": template["opts"],
             **{key: str(value) for key, value in stored.items() if key != "immediately"},
         }
+        if "every" in stored:  # BullMQ's phase of the slots, read when it catches up
+            fields["offset"] = str(first % stored["every"])
         job_id, _ = await self.scripts.add_job_scheduler(now, scheduler_id, first, fields)
         return await self.get_job(job_id)
 

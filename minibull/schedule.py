@@ -42,7 +42,7 @@ def check_repeat(repeat: Any) -> dict[str, Any]:
     stored: dict[str, Any] = {}
     if "pattern" in repeat:
         pattern = repeat["pattern"]
-        if not isinstance(pattern, str) or not croniter.is_valid(pattern):
+        if not isinstance(pattern, str) or not croniter.is_valid(pattern, second_at_beginning=True):
             raise ValueError(f"repeat pattern is not a valid cron pattern: {pattern!r}")
         stored["pattern"] = pattern
     else:
@@ -80,7 +80,7 @@ def _next_cron(pattern: str, tz_name: str | None, after_ms: int) -> int:
     """
     zone = ZoneInfo(tz_name) if tz_name else timezone.utc
     local = datetime.fromtimestamp(after_ms / 1000, zone).replace(tzinfo=None)
-    walker = croniter(pattern, local)
+    walker = croniter(pattern, local, second_at_beginning=True)
     while True:
         candidate = walker.get_next(datetime).replace(tzinfo=zone)
         when = int(candidate.timestamp() * 1000)

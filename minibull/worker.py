@@ -101,10 +101,11 @@ class Worker:
         self._parked = False
         self._waiting_for_slot = False
         self._slot_holders: set[asyncio.Task[None]] = set()
-        self._held_locks: dict[str, str] = {}  # job id -> lock token, renewed while running
+        self._held_locks: dict[str, str] = {}
+        self._strategy_errors: list[Exception] = []  # job id -> lock token, renewed while running
         self._waiting_task: asyncio.Task[Any] | None = None
         self._wakeup: asyncio.Event | None = None
-        self._stopping: asyncio.Event | None = None
+        self._helpers_stop: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._closed: asyncio.Event | None = None
@@ -149,7 +150,7 @@ class Worker:
         self._state = "running"
         self._closed = asyncio.Event()
         self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._helpers_stop = asyncio.Event()
         self._slots = asyncio.Semaphore(self.concurrency)
         if self.sandboxed:
             self._pool = make_pool(self.concurrency)
@@ -164,11 +165,11 @@ class Worker:
             await self._main_loop()
         finally:
             self._state = "closing"
-            assert self._stopping is not None
-            self._stopping.set()
-            await self._wait_for_running_jobs()
+            await self._wait_for_running_jobs()  # their locks are still renewed meanwhile
             # The helpers stop at their next step; they are not cancelled, because a
             # cancellation that lands inside a Redis call can be swallowed by the client.
+            assert self._helpers_stop is not None
+            self._helpers_stop.set()
             await asyncio.gather(*helpers, return_exceptions=True)
             await self._forget_wakeup_key()
             if self._pool is not None:
@@ -188,8 +189,6 @@ class Worker:
         if self._state == "running":
             self._state = "closing"
         self._wake()
-        if self._stopping is not None:
-            self._stopping.set()
         if force:
             for _job, _token, task in list(self._jobs.values()):
                 task.cancel()
@@ -239,7 +238,8 @@ class Worker:
             if taken.job_id is not None and taken.fields is not None:
                 return self._read_job(taken.job_id, taken.fields), take.token
             if taken.limited_ms:
-                await self._sleep_unless_stopping(taken.limited_ms / 1000)
+                pause = taken.limited_ms / 1000
+                await self._wait_for_wakeup(lambda p=pause: asyncio.sleep(p), on_redis=False)
                 continue
             await self._wait_for_work(taken.next_due or None)
         return None
@@ -266,7 +266,9 @@ class Worker:
             if timer is not None:
                 timer.cancel()
 
-    async def _wait_for_wakeup(self, blocking: Callable[[], Awaitable[Any]] | None = None) -> None:
+    async def _wait_for_wakeup(
+        self, blocking: Callable[[], Awaitable[Any]] | None = None, *, on_redis: bool = True
+    ) -> None:
         """Wait for ``blocking()`` (a BZPOPMIN) or a local wake-up, whichever comes first.
 
         A wake-up that arrived while we were busy is not lost: it ends this wait at once.
@@ -285,7 +287,12 @@ class Worker:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if self._waiting_task is not None:
                 if not self._waiting_task.done():
-                    await self._end_blocking_wait(self._waiting_task)
+                    if on_redis:
+                        await self._end_blocking_wait(self._waiting_task)
+                    else:  # a plain sleep: safe to cancel
+                        self._waiting_task.cancel()
+                        await asyncio.gather(self._waiting_task, return_exceptions=True)
+                        return
                 self._waiting_task.result()
         finally:
             woken.cancel()
@@ -450,6 +457,9 @@ class Worker:
         job.stacktrace = (job.stacktrace + [stack])[-_STACKTRACE_LIMIT:]
         fields = {"failedReason": reason, "stacktrace": encode_json(job.stacktrace, "stacktrace")}
         delay = self._retry_delay(job, error)
+        if self._strategy_errors:
+            await self._emit("error", self._strategy_errors.pop())
+            self._strategy_errors.clear()
         scripts, now = self.queue.scripts, self.clock.now()
         following = None
         if delay is None:
@@ -492,10 +502,15 @@ class Worker:
                 "job %s has backoff type %r but the worker has no backoff_strategy", job.id, kind
             )
             return None
-        seconds = self.backoff_strategy(attempt, kind, error, job)
-        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds < 0:
+        try:
+            seconds = self.backoff_strategy(attempt, kind, error, job)
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds < 0:
+                return None
+            return to_ms(seconds, "the backoff_strategy's result")
+        except Exception as exc:  # a broken strategy fails the job, it does not strand it
+            logger.warning("backoff_strategy failed for job %s: %s", job.id, exc)
+            self._strategy_errors.append(exc)
             return None
-        return to_ms(seconds, "the backoff_strategy's result")
 
     async def _on_progress(self, job: Job, value: Any) -> None:
         await self._emit("progress", job, value)
@@ -503,7 +518,8 @@ class Worker:
     # -- keeping locks and finding stalled jobs -------------------------------
 
     async def _renew_locks_while_running(self) -> None:
-        while await self._sleep_unless_stopping(self.lock_ms / 2000):
+        """Renew the locks of running jobs, also while a closing worker finishes them."""
+        while await self._helper_sleep(self.lock_ms / 2000):
             locks = dict(self._held_locks)
             try:
                 lost = await self.queue.scripts.extend_locks(locks, self.lock_ms)
@@ -526,17 +542,16 @@ class Worker:
                 recovered = []
             for job_id in recovered:
                 await self._emit("stalled", job_id)
-            await self._sleep_unless_stopping(self.stalled_interval_ms / 1000)
+            await self._helper_sleep(self.stalled_interval_ms / 1000)
 
-    async def _sleep_unless_stopping(self, seconds: float) -> bool:
-        """Sleep (real time); return early, and False, once the worker is closing."""
-        assert self._stopping is not None
-        if self._state == "running":
-            try:
-                await asyncio.wait_for(self._stopping.wait(), seconds)
-            except asyncio.TimeoutError:
-                pass
-        return self._state == "running"
+    async def _helper_sleep(self, seconds: float) -> bool:
+        """Sleep (real time); return early, and False, once the helpers must stop."""
+        assert self._helpers_stop is not None
+        try:
+            await asyncio.wait_for(self._helpers_stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+        return not self._helpers_stop.is_set()
 
     # -- events and errors ----------------------------------------------------
 

@@ -177,3 +177,21 @@ async def test_exhausted_attempts_end_in_failed_with_reason_and_stacktraces(
     events = [f["event"] for _, f in await queue.redis.xrange(queue.keys.events)]
     assert events.count("failed") == 1 and events.count("retries-exhausted") == 1
     assert events.count("waiting") == 3  # added, then two immediate retries
+
+
+@pytest.mark.parametrize("strategy", [lambda *a: None, lambda *a: 1 / 0, lambda *a: "soon"])
+async def test_a_broken_backoff_strategy_fails_the_job_and_reports_it(
+    queue, make_worker, clock, strategy
+):
+    errors = []
+
+    async def failing(job):
+        raise RuntimeError("boom")
+
+    worker = make_worker(failing, backoff_strategy=strategy, start=False)
+    worker.on("error", errors.append)
+    worker.start()
+    job = await queue.add("x", {}, attempts=3, backoff="capped")
+    with pytest.raises(minibull.JobFailedError, match="boom"):
+        await job.wait_until_finished(timeout=5)
+    assert len(errors) == 1

@@ -167,3 +167,14 @@ def test_next_run_for_cron_skips_times_that_dst_removes():
     when = next_run(stored, now=before)
     # 02:30 does not exist on 29 March in Paris: it runs at the first instant after the gap.
     assert datetime.fromtimestamp(when / 1000, PARIS).strftime("%d %H:%M %Z") == "29 03:30 CEST"
+
+
+async def test_upserting_again_does_not_use_up_the_limit(queue, make_worker, clock):
+    ran = []
+    for _ in range(3):  # e.g. three app servers booting
+        await queue.upsert_job_scheduler("ping", {"every": 3600, "limit": 3}, name="ping")
+    (scheduler,) = await queue.get_job_schedulers()
+    assert scheduler["iterations"] == 1  # only the pending run counts
+    make_worker(lambda job: ran.append(job.id))
+    await clock.advance(timedelta(hours=10))
+    assert len(ran) == 3

@@ -221,3 +221,22 @@ async def test_worker_survives_a_lost_connection(prefix):
         await queue.close()
         if redis_url():
             server.stop()
+
+
+async def test_graceful_close_keeps_renewing_the_lock_of_the_job_it_waits_for(queue, make_worker):
+    errors = []
+
+    async def slow(job):
+        await asyncio.sleep(1.5)  # three times the lock duration
+        return "done"
+
+    worker = make_worker(slow, lock_duration=0.5, stalled_interval=0.2)
+    worker.on("error", errors.append)
+    job = await queue.add("slow", {})
+
+    async def active():
+        return await job.get_state() == "active"
+
+    await wait_for(active, timeout=5)
+    await worker.close()
+    assert await job.get_state() == "completed" and errors == []

@@ -25,11 +25,11 @@ local prefix, now, schedulerId = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local nextMillis = tonumber(ARGV[4])
 local schedulerKey = ARGV[6] .. schedulerId
 
+local runs = tonumber(rcall("HGET", schedulerKey, "ic")) or 0
 local previous = rcall("ZSCORE", k.repeatKey, schedulerId)
-if previous then
-  removePendingRun(k, prefix, schedulerId, math.floor(tonumber(previous)))
+if previous and removePendingRun(k, prefix, schedulerId, math.floor(tonumber(previous))) then
+  runs = runs - 1  -- the replaced run never ran: it does not count against the limit
 end
-local runs = rcall("HGET", schedulerKey, "ic") or 0
 rcall("DEL", schedulerKey)
 for field, value in pairs(cjson.decode(ARGV[5])) do
   rcall("HSET", schedulerKey, field, value)

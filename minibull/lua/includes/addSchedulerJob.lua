@@ -19,8 +19,15 @@ local function addSchedulerJob(k, prefix, schedulerId, schedulerKey, millis, now
   local opts = cjson.decode(template[3] or "{}")
   local priority = tonumber(opts["priority"]) or 0
   local delay = math.max(0, millis - now)
+  -- BullMQ's workers plan the next run from these (opts.repeat, count, prevMillis).
+  local s = rcall("HMGET", schedulerKey, "every", "pattern", "tz", "limit", "startDate",
+                  "endDate", "ic")
+  opts["repeat"] = {every = tonumber(s[1]), pattern = s[2] or nil, tz = s[3] or nil,
+                    limit = tonumber(s[4]), startDate = tonumber(s[5]),
+                    endDate = tonumber(s[6]), count = (tonumber(s[7]) or 0) + 1}
+  opts["repeatJobKey"], opts["jobId"], opts["prevMillis"] = schedulerId, jobId, millis
   rcall("HSET", jobKey, "name", template[1], "data", template[2] or "{}",
-        "opts", template[3] or "{}", "timestamp", now, "delay", delay, "priority", priority,
+        "opts", cjson.encode(opts), "timestamp", now, "delay", delay, "priority", priority,
         "rjk", schedulerId)
   rcall("HINCRBY", schedulerKey, "ic", 1)
   emitEvent(k.events, k.meta, "added", "jobId", jobId, "name", template[1])
@@ -47,7 +54,8 @@ local function schedulerKeys()
           pc = KEYS[5], marker = KEYS[6], meta = KEYS[7], events = KEYS[8]}
 end
 
--- Removes the scheduler's pending run (not a running one) and its job hash.
+-- Removes the scheduler's pending run (not a running one) and its job hash;
+-- returns true if there was one.
 local function removePendingRun(k, prefix, schedulerId, millis)
   local jobId = "repeat:" .. schedulerId .. ":" .. string.format("%.0f", millis)
   local removed = rcall("ZREM", k.delayed, jobId) + rcall("ZREM", k.prioritized, jobId)
@@ -55,4 +63,5 @@ local function removePendingRun(k, prefix, schedulerId, millis)
   if removed > 0 then
     rcall("DEL", prefix .. jobId, prefix .. jobId .. ":logs")
   end
+  return removed > 0
 end
