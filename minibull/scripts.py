@@ -286,7 +286,10 @@ def move_jobs_to_wait_args(keys: QueueKeys, state: str, count: int, reset_attemp
 
 
 def drain_args(keys: QueueKeys, delayed: bool) -> Args:
-    return [keys.wait, keys.prioritized, keys.pc, keys.delayed], [keys.job_prefix, int(delayed)]
+    return (
+        [keys.wait, keys.prioritized, keys.pc, keys.delayed],
+        [keys.job_prefix, int(delayed), keys.deduplication_prefix],
+    )
 
 
 def clean_args(keys: QueueKeys, state: str, cutoff: int, limit: int) -> Args:
@@ -294,7 +297,7 @@ def clean_args(keys: QueueKeys, state: str, cutoff: int, limit: int) -> Args:
     finished = state in ("completed", "failed")
     return (
         [keys.state_key(state), keys.meta, keys.events],
-        [keys.job_prefix, kind, cutoff, limit, int(finished)],
+        [keys.job_prefix, kind, cutoff, limit, int(finished), keys.deduplication_prefix],
     )
 
 

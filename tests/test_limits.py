@@ -124,3 +124,15 @@ async def test_bad_deduplication_raises_and_writes_nothing(queue, prefix, dedup,
     with pytest.raises(ValueError, match=words):
         await queue.add("sync", {}, deduplication=dedup)
     assert await queue.redis.keys(f"{prefix}:*") == []
+
+
+@pytest.mark.parametrize("how", ["drain", "clean"])
+async def test_draining_or_cleaning_frees_deduplication_ids(queue, clock, how):
+    job = await queue.add("sync", 1, deduplication={"id": "x"})
+    if how == "drain":
+        await queue.drain()
+    else:
+        await clock.advance(10)
+        await queue.clean(5, state="waiting")
+    assert await queue.get_job(job.id) is None
+    assert (await queue.add("sync", 2, deduplication={"id": "x"})).id != job.id

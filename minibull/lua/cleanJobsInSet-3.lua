@@ -9,10 +9,12 @@
   ARGV[3] remove jobs at or before this time (epoch ms)
   ARGV[4] at most this many (0: no limit)
   ARGV[5] "1" when the state is completed or failed
+  ARGV[6] deduplication key prefix ("bull:<queue>:de:"): ids of removed jobs are freed
   Output: the removed ids.  Events: cleaned (with the count).
 ]]
 local rcall = redis.call
 -- @include "removeJobKeys"
+-- @include "removeDeduplicationKey"
 -- @include "emitEvent"
 
 local setKey, prefix, kind = KEYS[1], ARGV[1], ARGV[2]
@@ -38,6 +40,7 @@ for _, jobId in ipairs(candidates) do
     else
       rcall("ZREM", setKey, jobId)
     end
+    removeDeduplicationKey(ARGV[6], jobKey, jobId)
     removeJobKeys(jobKey)
     table.insert(removed, jobId)
   end

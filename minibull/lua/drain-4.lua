@@ -5,14 +5,17 @@
   KEYS[1] wait   KEYS[2] prioritized   KEYS[3] pc   KEYS[4] delayed
   ARGV[1] job key prefix
   ARGV[2] "1" to remove delayed jobs too
+  ARGV[3] deduplication key prefix ("bull:<queue>:de:"): their ids are freed
   Output: the number of jobs removed.
 ]]
 local rcall = redis.call
 -- @include "removeJobKeys"
+-- @include "removeDeduplicationKey"
 
 local removed = 0
 local function removeAll(jobIds)
   for _, jobId in ipairs(jobIds) do
+    removeDeduplicationKey(ARGV[3], ARGV[1] .. jobId, jobId)
     removeJobKeys(ARGV[1] .. jobId)
   end
   removed = removed + #jobIds
