@@ -18,6 +18,10 @@ from .clock import to_ms
 #: BullMQ's upper bound for priorities (2^21 - 1); 0 means no priority.
 MAX_PRIORITY = 2_097_151
 
+#: The longest delay: delayed scores are due ms * 4096 in a double, exact up to 2^53,
+#: so a due time must stay before about 2039; five years keeps every delay well inside.
+MAX_DELAY_MS = 5 * 365 * 24 * 3600 * 1000
+
 _INTEGER_LIKE = re.compile(r"^-?\d+$")
 
 
@@ -122,6 +126,8 @@ def build_job(
             raise ValueError(f"data is {size} bytes as JSON, over size_limit ({size_limit} bytes)")
     check_int(attempts, "attempts", 1)
     delay_ms = to_ms(delay, "delay")
+    if delay_ms > MAX_DELAY_MS:
+        raise ValueError(f"delay must be at most 5 years (got {delay!r} seconds)")
     check_int(priority, "priority", 0, MAX_PRIORITY)
     if not isinstance(lifo, bool):
         raise TypeError(f"lifo must be True or False (got {lifo!r})")

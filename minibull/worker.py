@@ -29,7 +29,7 @@ from .clock import Clock, Timer, to_ms
 from .connection import blocking_limit
 from .errors import LockLostError, UnrecoverableError
 from .job import Job
-from .options import check_int, encode_json, keep_jobs
+from .options import MAX_DELAY_MS, check_int, encode_json, keep_jobs
 from .queue import Queue, repeat_from_hash
 from .sandbox import make_pool, run_sandboxed
 from .schedule import next_run
@@ -506,7 +506,7 @@ class Worker:
             seconds = self.backoff_strategy(attempt, kind, error, job)
             if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds < 0:
                 return None
-            return to_ms(seconds, "the backoff_strategy's result")
+            return min(to_ms(seconds, "the backoff_strategy's result"), MAX_DELAY_MS)
         except Exception as exc:  # a broken strategy fails the job, it does not strand it
             logger.warning("backoff_strategy failed for job %s: %s", job.id, exc)
             self._strategy_errors.append(exc)

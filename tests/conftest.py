@@ -7,6 +7,7 @@ MINIBULL_REDIS_URL (``make test`` runs both in CI).
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timezone
@@ -100,6 +101,13 @@ async def states_of(queue: minibull.Queue) -> dict[str, list[str]]:
     for state in minibull.STATES:
         result[state] = sorted(job.id for job in await queue.get_jobs(state))
     return result
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> None:

@@ -32,6 +32,7 @@ BAD_ADDS = [
     ("email", {}, {"attempts": True}, TypeError, "attempts"),
     ("email", {}, {"delay": -1}, ValueError, "delay"),
     ("email", {}, {"delay": "soon"}, TypeError, "delay"),
+    ("email", {}, {"delay": 9e15}, ValueError, "at most 5 years"),
     ("email", {}, {"priority": -1}, ValueError, "priority"),
     ("email", {}, {"priority": 2_097_152}, ValueError, "priority"),
     ("email", {}, {"job_id": ""}, ValueError, "job_id"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
-import socket
 import subprocess
 import time
 
@@ -15,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 import minibull
 from minibull.connection import redis_url
 from minibull.processes import WorkerProcess, stop_workers
+from tests.conftest import free_port
 
 FAST = ("--lock-duration", "1", "--stalled-interval", "0.5")
 
@@ -66,12 +66,6 @@ async def test_random_sigkills_lose_nothing(shared_redis_url, prefix):
         duplicates = sum(job.attempts_started - 1 for job in jobs)
         assert kills == 6 and duplicates <= kills * concurrency, duplicates
         await queue.obliterate(force=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PersistentRedis:

@@ -18,7 +18,7 @@ import pytest
 
 import minibull
 from minibull.connection import redis_url
-from tests.conftest import wait_for
+from tests.conftest import free_port, wait_for
 
 FAST = {"lock_duration": 0.5, "stalled_interval": 0.2}
 
@@ -142,12 +142,6 @@ async def test_sigkill_mid_job_and_another_worker_finishes_it(shared_redis_url, 
 
 
 # -- the Redis connection goes away and comes back ------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RealServer:
