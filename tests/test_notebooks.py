@@ -1,4 +1,4 @@
-"""Notebook hygiene: one clean run stored, no installs, no machine paths, all listed in the README."""
+"""Notebook hygiene: one clean run stored, no installs, no machine paths, listed in the README."""
 
 from __future__ import annotations
 
