@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
+import signal
 import subprocess
 import time
 
@@ -50,7 +51,9 @@ async def test_random_sigkills_lose_nothing(shared_redis_url, prefix):
                     workers.append(spawn())
         finally:
             codes = stop_workers(workers)
-        assert codes == [0] * len(workers)
+        # 0: closed gracefully; -SIGTERM: a replacement stopped while Python was still
+        # starting, before the worker installed its signal handler (it held no job).
+        assert all(code in (0, -signal.SIGTERM) for code in codes), codes
         counts = await queue.get_job_counts()
         assert counts == {
             "waiting": 0,
