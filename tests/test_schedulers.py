@@ -178,3 +178,14 @@ async def test_upserting_again_does_not_use_up_the_limit(queue, make_worker, clo
     make_worker(lambda job: ran.append(job.id))
     await clock.advance(timedelta(hours=10))
     assert len(ran) == 3
+
+
+@pytest.mark.parametrize("delayed", [False, True])
+async def test_drain_keeps_schedulers_running(queue, make_worker, clock, delayed):
+    runs = []
+    await queue.upsert_job_scheduler("tick", {"every": 10}, name="tick", data={})
+    await queue.add("plain", {})
+    assert await queue.drain(delayed=delayed) == 1
+    make_worker(lambda job: runs.append(job.name))
+    await clock.advance(25)
+    assert runs == ["tick"] * 3

@@ -84,6 +84,7 @@ class Model:
         self.arrivals = itertools.count()
 
     def state(self, job_id: str) -> str:
+        """Where the job is, in get_job_state's words ("unknown" once it is gone)."""
         if job_id in self.wait:
             return "waiting"
         if job_id in self.active:
@@ -91,10 +92,12 @@ class Model:
         return next((s for s, members in self.zsets.items() if job_id in members), "unknown")
 
     def in_order(self, state: str) -> list[str]:
+        """A sorted set's members in ZRANGE order."""
         members = self.zsets[state]
         return sorted(members, key=members.__getitem__)
 
     def add(self, now: int, job_id: str | None, data: int, **opts: Any) -> tuple[str, bool]:
+        """addJob: the job's id, and whether it was added (not a duplicate)."""
         if job_id in self.jobs:
             return job_id, False
         if opts.get("dedup_id") in self.dedup:
@@ -112,6 +115,8 @@ class Model:
         return job_id, True
 
     def take(self, now: int, token: str) -> str | None:
+        """moveToActive: promote the due delayed jobs; then wait's right end, else the best
+        prioritized job; nothing while paused."""
         for job_id in self.in_order("delayed"):
             if self.zsets["delayed"][job_id][0] <= now:
                 del self.zsets["delayed"][job_id]
@@ -120,17 +125,22 @@ class Model:
         prioritized = self.in_order("prioritized")
         if self.paused or not (self.wait or prioritized):
             return None
-        job_id = self.wait.pop() if self.wait else prioritized[0]
-        self.zsets["prioritized"].pop(job_id, None)
+        if self.wait:
+            job_id = self.wait.pop()
+        else:
+            job_id = prioritized[0]
+            del self.zsets["prioritized"][job_id]
         self.active.insert(0, job_id)
         job = self.jobs[job_id]
         job.ats, job.processed_on, job.token = job.ats + 1, now, token
         return job_id
 
     def next_due(self) -> int:
+        """When the next delayed job is due (0: none)."""
         return min(self.zsets["delayed"].values(), default=(0,))[0]
 
     def finish(self, job_id: str, now: int, target: str, keep: int) -> None:
+        """moveToFinished: completed or failed, keeping the newest ``keep`` (-1: all)."""
         self._leave_active(job_id)
         self._free_dedup(job_id)
         if keep == 0:
@@ -143,15 +153,18 @@ class Model:
                 self.remove(old)
 
     def retry(self, job_id: str, lifo: bool) -> None:
+        """retryJob: back in line at once; counts the attempt."""
         self._leave_active(job_id)
         self._ready(job_id, lifo)
 
     def delay(self, job_id: str, now: int, delay: int) -> None:
+        """moveToDelayed: back in line ``delay`` ms from now; counts the attempt."""
         self._leave_active(job_id)
         self.jobs[job_id].delay = delay
         self.zsets["delayed"][job_id] = (now + delay, next(self.arrivals))
 
     def requeue(self, job_id: str, state: str, reset_attempts: bool) -> None:
+        """Job.retry / Queue.retry_jobs: a finished job back in line."""
         del self.zsets[state][job_id]
         job = self.jobs[job_id]
         job.processed_on = job.finished_on = None
@@ -159,6 +172,7 @@ class Model:
         self._ready(job_id, job.lifo)
 
     def remove(self, job_id: str) -> None:
+        """The job and its hash are gone, from whatever state it was in."""
         if job_id in self.wait:
             self.wait.remove(job_id)
         for members in self.zsets.values():
@@ -167,6 +181,7 @@ class Model:
         del self.jobs[job_id]
 
     def drain(self, delayed: bool) -> int:
+        """Every waiting and prioritized job (and delayed, if asked) is removed."""
         doomed = [
             *self.wait,
             *self.zsets["prioritized"],
@@ -214,6 +229,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.queue = minibull.Queue("q", prefix=self.prefix, clock=self.clock)
 
     def run(self, coroutine: Any) -> Any:
+        """Run a coroutine on this machine's event loop."""
         return self.loop.run_until_complete(coroutine)
 
     def teardown(self) -> None:
@@ -224,16 +240,19 @@ class QueueMachine(RuleBasedStateMachine):
             self.loop.close()
 
     def pick(self, data: st.DataObject, ids: Any) -> str:
+        """Draw one of ``ids`` (in a stable order, so that examples replay)."""
         return data.draw(st.sampled_from(sorted(ids)), label="job")
 
     # -- the producer's side ----------------------------------------------------
 
     @initialize(jobs=st.lists(JOBS, max_size=6))
     def add_first(self, jobs: list[dict[str, Any]]) -> None:
+        """Start with a few jobs (or none)."""
         self.add(jobs)
 
     @rule(jobs=st.lists(JOBS, min_size=1, max_size=3))
     def add(self, jobs: list[dict[str, Any]]) -> None:
+        """Queue.add, one job at a time; the id it returns is the one the model predicts."""
         for spec in jobs:
             n, job_id, delay_ms = next(self.counter), spec["job_id"], spec["delay_ms"]
             options = {"priority": spec["priority"], "lifo": spec["lifo"]}
@@ -255,6 +274,7 @@ class QueueMachine(RuleBasedStateMachine):
     # Paused a third of the time rather than half: a paused queue hands out nothing.
     @rule(paused=st.sampled_from((True, False, False)))
     def pause_or_resume(self, paused: bool) -> None:
+        """Queue.pause or Queue.resume (either may repeat)."""
         self.run(self.queue.pause() if paused else self.queue.resume())
         self.model.paused = paused
 
@@ -271,6 +291,7 @@ class QueueMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.model.wait) + len(self.model.zsets["prioritized"]) > 2)
     @rule(delayed=st.booleans())
     def drain(self, delayed: bool) -> None:
+        """Queue.drain: the jobs waiting to run (and the delayed ones, if asked) are gone."""
         assert self.run(self.queue.drain(delayed)) == self.model.drain(delayed)
 
     @precondition(lambda self: self.seen)
@@ -278,7 +299,7 @@ class QueueMachine(RuleBasedStateMachine):
     def job_call(self, data: st.DataObject, call: str) -> None:
         """Job.remove(), or Job.retry(state) of a finished job; refused for a job that is
         running (remove), not in that state (retry) or gone."""
-        state = call.removeprefix("retry ")
+        state = call.removeprefix("retry ")  # for a retry: "failed" or "completed"
         # For a retry, one of that state's jobs if it has any; else any job, to be refused.
         job_id = self.pick(data, self.model.zsets.get(state) or self.seen)
         job = self.job_or_stub(job_id)
@@ -320,10 +341,12 @@ class QueueMachine(RuleBasedStateMachine):
         self.take_one()
 
     def take_one(self) -> None:
+        """One moveToActive at the clock's now."""
         now, take = self.clock.now(), self.new_take()
         self.check_taken(self.run(self.queue.scripts.move_to_active(now, take)), take, now)
 
     def new_take(self) -> Take:
+        """A worker's request for a job, with a lock token of its own."""
         return Take(token=f"token-{next(self.counter)}", lock_ms=LOCK_MS)
 
     def check_taken(self, taken: Taken, take: Take, now: int) -> None:
@@ -401,9 +424,11 @@ class QueueMachine(RuleBasedStateMachine):
 
     @invariant()
     def redis_agrees_with_the_model(self) -> None:
+        """Every structure of the queue, read straight from Redis, is as the model says."""
         self.run(self.check())
 
     async def check(self) -> None:
+        """The invariant: lists, sorted sets, job hashes, locks, counts and states."""
         model, keys = self.model, self.queue.keys
         async with self.queue.redis.pipeline(transaction=False) as pipe:
             pipe.lrange(keys.wait, 0, -1)
@@ -470,7 +495,7 @@ def test_random_steps_keep_every_job_in_exactly_one_state() -> None:
         QueueMachine,
         settings=settings(
             max_examples=80,
-            stateful_step_count=30,
+            stateful_step_count=40,
             deadline=None,
             derandomize=True,  # the same sequences in every CI run; raise max_examples to explore
             # One failure, shrunk fast: the explain phase traces every line (through fakeredis
