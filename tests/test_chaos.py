@@ -67,7 +67,8 @@ async def test_random_sigkills_lose_nothing(shared_redis_url, prefix):
         jobs = await queue.get_jobs("completed")
         assert len(jobs) == total
         duplicates = sum(job.attempts_started - 1 for job in jobs)
-        assert kills == 6 and duplicates <= kills * concurrency, duplicates
+        # Up to 6 kills, one every 0.5-1 s, while jobs remain (a fast run may end sooner).
+        assert kills >= 3 and duplicates <= kills * concurrency, (kills, duplicates)
         await queue.obliterate(force=True)
 
 
