@@ -9,27 +9,27 @@ from __future__ import annotations
 
 import os
 
-import fakeredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
+from .embedded import embedded_client, embedded_server
+
+__all__ = [
+    "blocking_limit",
+    "check_cluster_prefix",
+    "connect",
+    "embedded_server",
+    "redis_url",
+    "resolve",
+]
+
 ENV_VAR = "MINIBULL_REDIS_URL"
 
 #: Seconds a reply may take on our own connections; blocking calls stay well below it.
 SOCKET_TIMEOUT = 30.0
-
-_embedded: fakeredis.FakeServer | None = None
-
-
-def embedded_server() -> fakeredis.FakeServer:
-    """The process-wide in-process Redis server, created on first use."""
-    global _embedded
-    if _embedded is None:
-        _embedded = fakeredis.FakeServer()
-    return _embedded
 
 
 def redis_url() -> str | None:
@@ -48,7 +48,7 @@ def connect(url: str | None = None) -> Redis:
             socket_timeout=SOCKET_TIMEOUT,
             socket_keepalive=True,
         )
-    return fakeredis.FakeAsyncRedis(server=embedded_server(), decode_responses=True)
+    return embedded_client()
 
 
 def _reconnect_retry() -> Retry:

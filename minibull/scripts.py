@@ -58,9 +58,10 @@ class Taken:
     limited_ms: int = 0  # ms until the rate limit lets a job start
 
     @classmethod
-    def from_reply(cls, job_json: Any, job_id: Any, next_due: Any, limited_ms: Any) -> Taken:
-        if job_json and job_json != "0":
-            return cls(str(job_id), json.loads(job_json))
+    def from_reply(cls, job: Any, job_id: Any, next_due: Any, limited_ms: Any) -> Taken:
+        """From {job hash as JSON text, id, 0, 0} or {0, 0, next due, limited}."""
+        if job and job != "0":
+            return cls(str(job_id), json.loads(job))
         return cls(next_due=int(next_due), limited_ms=int(limited_ms))
 
 
@@ -119,6 +120,13 @@ def add_job_args(keys: QueueKeys, now: int, jobs: list[dict[str, Any]]) -> Args:
     )
 
 
+def _keep_text(keep: dict[str, int]) -> str:
+    """moveToFinished's "<count>" or "<count>:<age>" (see ``options.keep_jobs``)."""
+    if "age" in keep:
+        return f"{int(keep['count'])}:{int(keep['age'])}"
+    return str(int(keep["count"]))
+
+
 def _ready_keys(keys: QueueKeys) -> list[str]:
     """wait, active, prioritized, delayed, pc, marker, meta, events."""
     return [
@@ -163,7 +171,7 @@ def move_to_finished_args(
             target,
             field,
             value,
-            _json(keep),
+            _keep_text(keep),
             attempts,
             _json(fields or {}),
             keys.deduplication_prefix,

@@ -66,6 +66,8 @@ async def test_wait_until_finished_times_out(queue):
         (False, ["1", "2", "3", "4", "5"]),
         (2, ["4", "5"]),
         ({"count": 3}, ["3", "4", "5"]),
+        ({"count": 4, "age": 2}, ["4", "5"]),  # one second apart: age prunes more
+        ({"count": 2, "age": 3600}, ["4", "5"]),
     ],
 )
 async def test_remove_on_complete(queue, make_worker, clock, setting, kept):

@@ -13,7 +13,7 @@
   ARGV[5] "completed" or "failed"
   ARGV[6] field: "returnvalue" or "failedReason"
   ARGV[7] its value (the return value as JSON text, or the reason)
-  ARGV[8] JSON {count, age}: jobs to keep (count -1: all, 0: none)
+  ARGV[8] jobs to keep, "<count>" or "<count>:<age in s>" (count -1: all, 0: none)
   ARGV[9] the job's attempts (for retries-exhausted)
   ARGV[10] JSON object of more job fields to set (e.g. stacktrace)
   ARGV[11] deduplication key prefix ("bull:<queue>:de:")
@@ -30,6 +30,7 @@ local rcall = redis.call
 -- @include "trimFinishedJobs"
 -- @include "emitEvent"
 -- @include "removeDeduplicationKey"
+-- @include "readQueueMeta"
 -- @include "takeNextJob"
 
 -- After a job ends: "drained" when nothing is left; and if the queue has a global
@@ -51,7 +52,8 @@ local prefix, now, jobId, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local target, field, value = ARGV[5], ARGV[6], ARGV[7]
 local jobKey = prefix .. jobId
 
-if rcall("EXISTS", jobKey) == 0 then
+local job = rcall("HMGET", jobKey, "timestamp", "atm", "deid")
+if not job[1] then  -- every job hash has a timestamp
   return {-1}
 end
 local lockError = removeLock(jobKey, stalledKey, token, jobId)
@@ -62,12 +64,13 @@ if rcall("LREM", activeKey, -1, jobId) == 0 then
   return {-3}
 end
 updateJobFields(jobKey, ARGV[10])
-removeDeduplicationKey(ARGV[11], jobKey, jobId)
-local attemptsMade = rcall("HINCRBY", jobKey, "atm", 1)
-local keep = cjson.decode(ARGV[8])
+removeDeduplicationKeyOf(ARGV[11], job[3], jobId)
+local attemptsMade = (tonumber(job[2]) or 0) + 1
+local keepCount, keepAge = string.match(ARGV[8], "^(-?%d+):?(%d*)$")
+local keep = {count = tonumber(keepCount), age = tonumber(keepAge)}
 if keep["count"] ~= 0 then
   rcall("ZADD", finishedKey, now, jobId)
-  rcall("HSET", jobKey, field, value, "finishedOn", now)
+  rcall("HSET", jobKey, field, value, "finishedOn", now, "atm", attemptsMade)
   if target == "failed" then
     rcall("HDEL", jobKey, "defa")
   end
@@ -75,6 +78,8 @@ if keep["count"] ~= 0 then
 else
   removeJobKeys(jobKey)
 end
+-- Fetching the next job reads the queue's meta: read it now, and the events limit with it.
+local meta = ARGV[12] == "1" and readQueueMeta(metaKey) or nil
 emitEvent(eventsKey, metaKey, target, "jobId", jobId, field, value, "prev", "active", "ts", now)
 if target == "failed" and attemptsMade >= tonumber(ARGV[9]) then
   emitEvent(eventsKey, metaKey, "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
@@ -84,7 +89,7 @@ if ARGV[12] == "1" then
              pc = KEYS[5], marker = KEYS[6], meta = KEYS[7], events = KEYS[8], limiter = KEYS[11]}
   local nextJob = takeNextJob(k, prefix, now, {token = ARGV[13], lockMs = ARGV[14],
                               worker = ARGV[15], limitMax = tonumber(ARGV[16]),
-                              limitWindow = tonumber(ARGV[17])})
+                              limitWindow = tonumber(ARGV[17])}, meta)
   if nextJob[2] ~= 0 then  -- took the next job, so the queue is not drained
     return {0, nextJob[1], nextJob[2], nextJob[3], nextJob[4]}
   end

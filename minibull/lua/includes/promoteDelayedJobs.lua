@@ -7,6 +7,9 @@
 -- @include "emitEvent"
 local function promoteDelayedJobs(delayedKey, waitKey, prioritizedKey, pcKey, markerKey,
                                   metaKey, eventsKey, prefix, now, paused)
+  if rcall("ZCARD", delayedKey) == 0 then
+    return
+  end
   local due = rcall("ZRANGEBYSCORE", delayedKey, 0, (now + 1) * 0x1000 - 1, "LIMIT", 0, 1000)
   if #due == 0 then
     return

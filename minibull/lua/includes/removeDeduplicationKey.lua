@@ -3,12 +3,15 @@
   with that id can be added: only if the key still points at this job and has
   no TTL of its own (a TTL key lives out its time, as in BullMQ).
 ]]
-local function removeDeduplicationKey(dedupPrefix, jobKey, jobId)
-  local dedupId = rcall("HGET", jobKey, "deid")
+local function removeDeduplicationKeyOf(dedupPrefix, dedupId, jobId)
   if dedupId then
     local dedupKey = dedupPrefix .. dedupId
     if rcall("PTTL", dedupKey) == -1 and rcall("GET", dedupKey) == jobId then
       rcall("DEL", dedupKey)
     end
   end
+end
+
+local function removeDeduplicationKey(dedupPrefix, jobKey, jobId)
+  removeDeduplicationKeyOf(dedupPrefix, rcall("HGET", jobKey, "deid"), jobId)
 end

@@ -6,14 +6,45 @@
 
   k: {wait, active, prioritized, delayed, pc, marker, meta, events, limiter}
   take: {token, lockMs, worker, limitMax, limitWindow} (limitMax 0: no worker limit)
-  Returns {job hash as JSON text, job id, 0, 0} when a job was taken, else
-  {0, 0, next delayed due ms (0: none), ms until the rate limit allows one}.
+  meta: readQueueMeta's answer, if the caller read it already (else nil).
+  Returns {job hash as a JSON object, job id, 0, 0} when a job was
+  taken, else {0, 0, next delayed due ms (0: none), ms until the rate limit allows one}.
 ]]
 -- @include "promoteDelayedJobs"
 -- @include "addDelayMarker"
 -- @include "emitEvent"
-local function takeNextJob(k, prefix, now, take)
-  local meta = rcall("HMGET", k.meta, "paused", "concurrency", "max", "duration")
+-- @include "readQueueMeta"
+-- @include "jsonOfHash"
+
+-- The job's hash as HGETALL gives it, with processedOn, pb and ats set (one HSET).
+local function startJob(jobKey, now, worker)
+  local flat = rcall("HGETALL", jobKey)
+  local set = {processedOn = now, pb = worker, ats = 1}
+  for i = 1, #flat, 2 do
+    if flat[i] == "ats" then
+      set.ats = (tonumber(flat[i + 1]) or 0) + 1
+    end
+  end
+  local found = {}
+  for i = 1, #flat, 2 do
+    local value = set[flat[i]]
+    if value ~= nil then
+      flat[i + 1] = tostring(value)
+      found[flat[i]] = true
+    end
+  end
+  for field, value in pairs(set) do
+    if not found[field] then
+      flat[#flat + 1] = field
+      flat[#flat + 1] = tostring(value)
+    end
+  end
+  rcall("HSET", jobKey, "processedOn", now, "pb", worker, "ats", set.ats)
+  return flat
+end
+
+local function takeNextJob(k, prefix, now, take, meta)
+  meta = meta or readQueueMeta(k.meta)
   local paused = meta[1] ~= false
   local maxJobs, window = tonumber(meta[3]), tonumber(meta[4])
   if not maxJobs and take.limitMax > 0 then
@@ -53,18 +84,12 @@ local function takeNextJob(k, prefix, now, take)
 
   local jobKey = prefix .. jobId
   rcall("SET", jobKey .. ":lock", take.token, "PX", take.lockMs)
-  rcall("HSET", jobKey, "processedOn", now, "pb", take.worker)
-  rcall("HINCRBY", jobKey, "ats", 1)
+  local job = startJob(jobKey, now, take.worker)
   emitEvent(k.events, k.meta, "active", "jobId", jobId, "prev", "waiting", "ts", now,
             "worker", take.worker)
   -- More work left: wake another idle worker.
   if rcall("LLEN", k.wait) > 0 or rcall("ZCARD", k.prioritized) > 0 then
     rcall("ZADD", k.marker, 0, "0")
   end
-  local flat = rcall("HGETALL", jobKey)
-  local job = {}
-  for i = 1, #flat, 2 do
-    job[flat[i]] = flat[i + 1]
-  end
-  return {cjson.encode(job), jobId, 0, 0}
+  return {jsonOfHash(job), jobId, 0, 0}
 end

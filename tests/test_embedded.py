@@ -1,0 +1,125 @@
+"""The embedded server's script runner: fakeredis's answers, with scripts compiled once.
+
+Each script below runs on a stock fakeredis server (the reference) and on a
+ScriptCachingSocket server; results and errors must be the same.
+"""
+
+from __future__ import annotations
+
+import json
+
+import fakeredis
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.exceptions import NoScriptError, ResponseError
+
+from minibull import embedded
+from minibull.connection import connect
+from minibull.scripts import _expand
+
+SCRIPTS = [
+    ("return 1", [], []),
+    ("return {KEYS[1], ARGV[1], #KEYS, #ARGV}", ["k"], ["a", "b"]),
+    ("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])", ["k"], ["v"]),
+    ("return redis.call('HGETALL', KEYS[1])", ["h"], []),
+    (
+        "redis.call('HSET', KEYS[1], 'a', 1, 'b', 2.5) return redis.call('HGETALL', KEYS[1])",
+        ["h"],
+        [],
+    ),
+    ("return redis.call('INCR', KEYS[1])", ["n"], []),
+    ("return redis.pcall('LPUSH', KEYS[1])", ["l"], []),
+    ("return redis.pcall('INCR', KEYS[1])", ["s"], []),
+    ("return {ok = 'fine'}", [], []),
+    ("return redis.error_reply('my error')", [], []),
+    ("return cjson.encode({a = ARGV[1]})", [], ["x"]),
+    ("return cjson.decode(ARGV[1])[2]", [], ["[1, 2, 3]"]),
+    ("return 3.7", [], []),
+    ("return {1, 2, nil, 4}", [], []),
+    ("return false", [], []),
+    ("return redis.call('NOSUCHCOMMAND')", [], []),
+    ("return redis.call('GET')", [], []),
+    ("return redis.call('GET', {})", [], []),
+    ("error('boom')", [], []),
+    ("local x = nil; return x.field", [], []),
+    ("leaked = 1 return 1", [], []),
+    ("return leaked", [], []),
+    ("return redis.call('SET', KEYS[1], 'v', 'PX', 'notanumber')", ["k"], []),
+    ("return (", [], []),
+]
+
+
+async def outcome(client: fakeredis.FakeAsyncRedis, script: str, keys: list, args: list):
+    try:
+        return ("ok", await client.eval(script, len(keys), *keys, *args))
+    except ResponseError as exc:
+        return ("error", str(exc))
+
+
+def test_fast_scripts_are_on_with_this_fakeredis() -> None:
+    # If a fakeredis upgrade turns this off, learners lose the speed: notice it here.
+    assert embedded.fast_scripts_supported
+
+
+async def test_same_answers_as_stock_fakeredis() -> None:
+    stock = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    server = fakeredis.FakeServer()
+    fast = embedded.embedded_client(server)
+    await stock.set("s", "text")
+    await fast.set("s", "text")
+    try:
+        for script, keys, args in SCRIPTS:
+            for _ in range(2):  # compiled on the first run, reused on the second
+                expected = await outcome(stock, script, keys, args)
+                assert await outcome(fast, script, keys, args) == expected, script
+        keys = sorted(await fast.keys("*"))
+        assert keys and keys == sorted(await stock.keys("*"))
+        compiled = server._minibull_compiled  # type: ignore[attr-defined]
+        assert len(compiled) == len({s for s, _k, _a in SCRIPTS if s != "return ("})
+    finally:
+        await stock.aclose()
+        await fast.aclose()
+
+
+async def test_evalsha_runs_the_cached_script_and_flush_forgets_it() -> None:
+    client = embedded.embedded_client(fakeredis.FakeServer())
+    try:
+        sha = await client.script_load("return ARGV[1] .. '!'")
+        assert await client.evalsha(sha, 0, "hi") == "hi!"
+        assert await client.evalsha(sha, 0, "again") == "again!"
+        await client.script_flush()
+        with pytest.raises(NoScriptError):
+            await client.evalsha(sha, 0, "gone")
+    finally:
+        await client.aclose()
+
+
+async def test_the_embedded_default_uses_the_fast_runner() -> None:
+    client = connect()
+    try:
+        if not isinstance(client, fakeredis.FakeAsyncRedis):
+            pytest.skip("runs on the embedded default only (MINIBULL_REDIS_URL is set)")
+        pool_class = client.connection_pool.connection_class
+        assert issubclass(pool_class, embedded.ScriptCachingConnection)
+        assert await client.eval("return 7", 0) == 7
+    finally:
+        await client.aclose()
+
+
+JSON_OF_HASH = _expand('-- @include "jsonOfHash"\nreturn jsonOfHash(ARGV)', set())
+
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(texts, texts, max_size=6))
+async def test_lua_json_of_a_hash_reads_back_as_the_same_strings(fields: dict[str, str]) -> None:
+    # Runs on the backend under test: the real Redis's Lua or the embedded one.
+    client = connect()
+    try:
+        flat = [part for pair in fields.items() for part in pair]
+        text = await client.eval(JSON_OF_HASH, 0, *flat)
+        assert json.loads(text) == fields
+    finally:
+        await client.aclose()
