@@ -218,6 +218,43 @@ async def embedded(args: argparse.Namespace) -> None:
 # -- the physical reference --------------------------------------------------
 
 
+async def sleepers_asyncio(tasks: int, seconds: float, duration: float) -> float:
+    """Sleeps per second done by ``tasks`` asyncio tasks, each sleeping in a loop."""
+    done = 0
+    deadline = time.perf_counter() + duration
+
+    async def sleeper() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(seconds)
+            done += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(sleeper() for _ in range(tasks)))
+    return done / (time.perf_counter() - t0)
+
+
+def sleepers_threads(threads: int, seconds: float, duration: float) -> float:
+    """Sleeps per second done by ``threads`` threads, each calling time.sleep in a loop."""
+    import threading
+
+    counts = [0] * threads
+    deadline = time.perf_counter() + duration
+
+    def sleeper(index: int) -> None:
+        while time.perf_counter() < deadline:
+            time.sleep(seconds)
+            counts[index] += 1
+
+    t0 = time.perf_counter()
+    pool = [threading.Thread(target=sleeper, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
 def raw(args: argparse.Namespace) -> None:
     """redis-py alone on one connection: PING, a trivial EVALSHA, LPUSH+BRPOP pairs."""
     import redis
@@ -264,8 +301,11 @@ def raw(args: argparse.Namespace) -> None:
         await atimed("async_lpush_brpop", pair)
         await aclient.delete(key)
         await aclient.aclose()
+        # No queue at all: what 10 ms jobs at concurrency 10 could reach on this machine.
+        results["async_sleep_c10"] = await sleepers_asyncio(10, 0.01, 2 * args.seconds)
 
     asyncio.run(async_part())
+    results["thread_sleep_c10"] = sleepers_threads(10, 0.01, 2 * args.seconds)
     say(json.dumps(results))
 
 

@@ -172,3 +172,63 @@ async def test_random_input_gives_clear_errors_or_jobs_that_run(queue, batch):
             states.setdefault(job.id, []).append(state)
     assert all(len(found) == 1 for found in states.values()), states
     await queue.obliterate(force=True)
+
+
+@pytest.fixture
+def tls_redis(tmp_path):
+    """A private redis-server that speaks only TLS (self-signed certificate) and wants a
+    password; yields its port and the certificate's path."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed to make the test certificate")
+    cert, key = tmp_path / "redis.crt", tmp_path / "redis.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server", "--port", "0", "--tls-port", str(port),
+            "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+            "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+            "--save", "", "--appendonly", "no", "--requirepass", "s3cret-tls",
+        ],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            threading.Event().wait(0.02)
+    yield port, cert
+    process.kill()
+    process.wait()
+
+
+async def test_a_rediss_url_works_verified_and_the_password_stays_hidden(tls_redis, caplog):
+    port, cert = tls_redis
+    url = f"rediss://:s3cret-tls@127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+    async with minibull.Queue("q", url) as queue:
+        worker = minibull.Worker("q", lambda job: job.data * 2, url)
+        async with worker:
+            job = await queue.add("double", 21)
+            assert await job.wait_until_finished(timeout=10) == 42
+        assert queue.redis.connection_pool.connection_class.__name__ == "SSLConnection"
+        shown = repr(queue) + repr(worker) + repr(job) + caplog.text + redact(url)
+        assert "s3cret" not in shown
+    # The certificate is checked: without the CA that signed it, no connection.
+    with pytest.raises(Exception, match="(?i)certificate"):
+        async with minibull.Queue("q", f"rediss://:s3cret-tls@127.0.0.1:{port}/0") as q:
+            await q.add("double", 1)
+    # And the server speaks nothing but TLS.
+    with pytest.raises(Exception) as plain:
+        async with minibull.Queue("q", f"redis://:s3cret-tls@127.0.0.1:{port}/0") as q:
+            await q.add("double", 1)
+    assert "s3cret" not in str(plain.value)
