@@ -59,9 +59,13 @@ class Taken:
 
     @classmethod
     def from_reply(cls, job: Any, job_id: Any, next_due: Any, limited_ms: Any) -> Taken:
-        """From {job hash as JSON text, id, 0, 0} or {0, 0, next due, limited}."""
+        """From {job hash as a JSON [field, value, ...] array, id, 0, 0}
+        or {0, 0, next due, limited}."""
         if job and job != "0":
-            return cls(str(job_id), json.loads(job))
+            flat = json.loads(job)
+            if isinstance(flat, dict):  # Lua's cjson writes an empty table as {}
+                return cls(str(job_id), flat)
+            return cls(str(job_id), dict(zip(flat[::2], flat[1::2], strict=True)))
         return cls(next_due=int(next_due), limited_ms=int(limited_ms))
 
 

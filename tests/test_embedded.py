@@ -6,7 +6,7 @@ ScriptCachingSocket server; results and errors must be the same.
 
 from __future__ import annotations
 
-import json
+import uuid
 
 import fakeredis
 import pytest
@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.exceptions import NoScriptError, ResponseError
 
-from minibull import embedded
+from minibull import Queue, embedded
 from minibull.connection import connect
-from minibull.scripts import _expand
+from minibull.scripts import Take
 
 SCRIPTS = [
     ("return 1", [], []),
@@ -107,19 +107,32 @@ async def test_the_embedded_default_uses_the_fast_runner() -> None:
         await client.aclose()
 
 
-JSON_OF_HASH = _expand('-- @include "jsonOfHash"\nreturn jsonOfHash(ARGV)', set())
-
 texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(texts, texts, max_size=6))
-async def test_lua_json_of_a_hash_reads_back_as_the_same_strings(fields: dict[str, str]) -> None:
-    # Runs on the backend under test: the real Redis's Lua or the embedded one.
-    client = connect()
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fields=st.dictionaries(texts, texts, max_size=6), ats=st.integers(0, 5))
+async def test_a_taken_job_comes_back_with_every_field_of_its_hash(fields, ats) -> None:
+    # takeNextJob returns the hash as a JSON array built in Lua (cjson), with processedOn,
+    # pb and ats set: on the backend under test, any field names and values read back.
+    queue = Queue("fields", prefix=f"test-fields-{uuid.uuid4().hex[:8]}")
     try:
-        flat = [part for pair in fields.items() for part in pair]
-        text = await client.eval(JSON_OF_HASH, 0, *flat)
-        assert json.loads(text) == fields
+        job_key = queue.keys.job("7")
+        stored = {**fields, "ats": str(ats)}
+        await queue.redis.hset(job_key, mapping=stored)
+        await queue.redis.lpush(queue.keys.wait, "7")
+        taken = await queue.scripts.move_to_active(1000, Take("token", 30_000, "w1"))
+        assert taken.job_id == "7"
+        assert taken.fields == {**stored, "processedOn": "1000", "pb": "w1", "ats": str(ats + 1)}
+        assert await queue.redis.hgetall(job_key) == taken.fields
     finally:
-        await client.aclose()
+        await queue.obliterate(force=True)
+        await queue.close()
+
+
+async def test_a_job_id_without_a_hash_is_taken_with_no_fields(queue) -> None:
+    # A hand-made id in "wait" with no hash behind it: taken, with only the fields set now.
+    await queue.redis.lpush(queue.keys.wait, "ghost")
+    taken = await queue.scripts.move_to_active(1000, Take("token", 30_000, "w1"))
+    assert taken.job_id == "ghost"
+    assert taken.fields == {"processedOn": "1000", "pb": "w1", "ats": "1"}

@@ -15,7 +15,8 @@
   ARGV[7] the worker's rate-limit window (ms)
   The queue's own limits in meta win: "concurrency" (jobs active at once, for
   all workers), "max" and "duration" (the global rate limit).
-  Output: {job hash as JSON text, job id, 0, 0} when a job was taken,
+  Output: {job hash as JSON text, a flat [field, value, ...] array, job id, 0, 0}
+          when a job was taken,
           else {0, 0, when the next delayed job is due in ms (0: none),
           ms until the rate limit lets a job start (0: not limited)}.
   Events: waiting (for promoted jobs), active (with "ts", the clock's now, and "worker";

@@ -7,14 +7,13 @@
   k: {wait, active, prioritized, delayed, pc, marker, meta, events, limiter}
   take: {token, lockMs, worker, limitMax, limitWindow} (limitMax 0: no worker limit)
   meta: readQueueMeta's answer, if the caller read it already (else nil).
-  Returns {job hash as a JSON object, job id, 0, 0} when a job was
-  taken, else {0, 0, next delayed due ms (0: none), ms until the rate limit allows one}.
+  Returns {job hash as JSON text (a flat [field, value, ...] array), job id, 0, 0} when a
+  job was taken, else {0, 0, next delayed due ms (0: none), ms until the rate limit allows one}.
 ]]
 -- @include "promoteDelayedJobs"
 -- @include "addDelayMarker"
 -- @include "emitEvent"
 -- @include "readQueueMeta"
--- @include "jsonOfHash"
 
 -- The job's hash as HGETALL gives it, with processedOn, pb and ats set (one HSET).
 local function startJob(jobKey, now, worker)
@@ -91,5 +90,6 @@ local function takeNextJob(k, prefix, now, take, meta)
   if rcall("LLEN", k.wait) > 0 or rcall("ZCARD", k.prioritized) > 0 then
     rcall("ZADD", k.marker, 0, "0")
   end
-  return {jsonOfHash(job), jobId, 0, 0}
+  -- One JSON string: far cheaper for a client to read than an array of fields.
+  return {cjson.encode(job), jobId, 0, 0}
 end
