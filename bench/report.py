@@ -23,6 +23,7 @@ METRICS = (
     "client_commands",
     "of_ideal",
     "cpu_us",
+    "server_cpu_us",
 )
 DRAIN_LABELS = {
     "c1": "1 process, concurrency 1",
@@ -30,6 +31,7 @@ DRAIN_LABELS = {
     "2p": "2 processes, concurrency 10 each",
 }
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+RELIABILITY_START, RELIABILITY_END = "<!-- reliability:start -->", "<!-- reliability:end -->"
 
 
 # -- numbers ---------------------------------------------------------------
@@ -295,6 +297,7 @@ def enqueue_table(results: dict[str, Any]) -> str:
                 _num(median(s, lib, "enqueue_single", "round_trips"), 1),
                 _num(median(s, lib, "enqueue_single", "server_commands"), 1),
                 _num(median(s, lib, "enqueue_single", "cpu_us")),
+                _num(median(s, lib, "enqueue_single", "server_cpu_us"), 1),
                 _num(median(s, lib, "enqueue_bulk", "rate")),
                 _ratio(results, lib, "enqueue_bulk"),
                 _num(median(s, lib, "enqueue_bulk", "server_commands"), 1),
@@ -311,6 +314,7 @@ def enqueue_table(results: dict[str, Any]) -> str:
             "round trips/job",
             "Redis cmds/job",
             "producer CPU µs/job",
+            "Redis CPU µs/job",
             "bulk, jobs/s",
             "÷ minibull",
             "bulk cmds/job",
@@ -338,6 +342,7 @@ def drain_table(results: dict[str, Any], kind: str) -> str:
                 row.append(_num(median(s, lib, f"drain_noop_{drain}", "round_trips"), 2))
             row.append(_num(median(s, lib, "drain_noop_c10", "server_commands"), 1))
             row.append(_num(median(s, lib, "drain_noop_c10", "cpu_us")))
+            row.append(_num(median(s, lib, "drain_noop_c10", "server_cpu_us"), 1))
         rows.append(row)
     header = ["library", "c1, jobs/s", "÷ mb", "c10, jobs/s", "÷ mb", "2 processes, jobs/s", "÷ mb"]
     if kind == "noop":
@@ -346,6 +351,7 @@ def drain_table(results: dict[str, Any], kind: str) -> str:
             "(c10)",
             "Redis cmds/job (c10)",
             "worker CPU µs/job (c10)",
+            "Redis CPU µs/job (c10)",
         ]
     return table(header, rows)
 
@@ -517,6 +523,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         embedded_table(results),
         "",
+        "## Reliability: the chaos runs",
+        "",
+        reliability_text(results),
+        "",
         "## Spread over the runs",
         "",
         "The machine was shared with other work while this ran; the spread shows how much.",
@@ -543,6 +553,118 @@ def sleep_floor_text(results: dict[str, Any]) -> str:
         f"a loop reach {_num(loop)}/s ({loop / 1000:.0%} of the ideal), and 10 threads "
         f"calling `time.sleep` {_num(threads)}/s ({threads / 1000:.0%}): the event loop's "
         "timer wake-ups alone cost a few percent, before any queue does any work."
+    )
+
+
+def misses_text(results: dict[str, Any]) -> str:
+    """For each missed target, the measured floor that explains it (from this run)."""
+    raw = results.get("raw") or {}
+    failed = {t["target"] for t in results["targets"] if t["pass"] is False}
+    lines = []
+    if any("enqueue p50" in name for name in failed):
+        ping = raw.get("async_ping", {}).get("median")
+        evalsha = raw.get("async_evalsha", {}).get("median")
+        sync_ping = raw.get("sync_ping", {}).get("median")
+        if ping and evalsha and sync_ping:
+            lines.append(
+                "- Enqueue latency: redis.asyncio alone, on one connection, needs "
+                f"{_num(1e6 / evalsha)} µs per trivial EVALSHA and {_num(1e6 / ping)} µs per "
+                f"PING (sync redis-py: {_num(1e6 / sync_ping)} µs per PING). The fastest peer "
+                "is synchronous and sends one LPUSH; minibull's add is an asyncio call of a "
+                "script that also assigns the id, checks duplicates and writes the events "
+                "stream, as BullMQ's does (compare bullmq's p50)."
+            )
+    if any("10 ms I/O" in name for name in failed):
+        loop = raw.get("async_sleep_c10", {}).get("median")
+        if loop:
+            lines.append(
+                f"- 10 ms jobs: with no queue at all, 10 asyncio tasks sleeping 10 ms reach "
+                f"{loop / 1000:.0%} of the ideal on this machine (the event loop's timer "
+                "wake-ups), so 95% is out of reach for any asyncio worker here; jobs that end "
+                "together then queue behind each other's round trip."
+            )
+    if any("embedded" in name for name in failed):
+        lines.append(
+            "- Embedded: fakeredis runs every Redis command of a script through Python "
+            "(about 15 per job), which is most of a job's time even with scripts compiled once."
+        )
+    if not lines:
+        return ""
+    return "Where a target is missed, the floor measured in the same run:\n\n" + "\n".join(lines)
+
+
+def one_redis_text(results: dict[str, Any]) -> str:
+    """How far one Redis server goes: its CPU per job, and so its ceiling in jobs/s."""
+    s = results["summary"]
+    us = median(s, "minibull", "drain_noop_c10", "server_cpu_us")
+    add_us = median(s, "minibull", "enqueue_bulk", "server_cpu_us")
+    if us is None:
+        return "(No Redis CPU figures in these results.)"
+    parts = [
+        f"Redis itself spent {_num(us, 1)} µs of CPU per minibull job run (drain at "
+        "concurrency 10, median; its network work included)"
+    ]
+    if add_us is not None:
+        both = us + add_us
+        parts.append(
+            f" and {_num(add_us, 1)} µs per job added in bulk: one Redis server, which runs "
+            f"commands on one core, carries about {_num(round(1e6 / both, -2))} jobs/s added and run "
+            f"({_num(round(1e6 / us, -2))} jobs/s run) before the queue, not the workers, is the limit"
+        )
+    peers = [
+        f"{lib} {_num(value, 1)} µs"
+        for lib in _libs(results)
+        if lib != "minibull"
+        and (value := median(s, lib, "drain_noop_c10", "server_cpu_us")) is not None
+    ]
+    text = "".join(parts) + "."
+    if peers:
+        text += f" Redis CPU per job run for the peers, same drain: {', '.join(peers)}."
+    return text
+
+
+def reliability_text(results: dict[str, Any]) -> str:
+    """The bench's chaos runs (bench/chaos.py), as sentences and a table."""
+    chaos = results.get("chaos")
+    if not chaos:
+        return "(No chaos run in these results: `make bench` runs it, scenario `chaos`.)"
+    kills, restart = chaos["random_kills"], chaos["redis_restart"]
+    verdict = (
+        "every job completed, none lost or stuck"
+        if kills["lost"] == 0 and kills["stuck"] == 0 and kills["completed"] == kills["jobs"]
+        else f"**{kills['lost']} lost, {kills['stuck']} stuck**"
+    )
+    rows = [
+        ["jobs", _num(kills["jobs"])],
+        ["worker processes × concurrency", f"{kills['processes']} × {kills['concurrency']}"],
+        ["SIGKILLs (one every 0.5-1 s, each replaced)", _num(kills["kills"])],
+        ["completed", _num(kills["completed"])],
+        ["lost (never completed)", _num(kills["lost"])],
+        ["stuck (active or stalled at the end)", _num(kills["stuck"])],
+        [
+            "duplicates (runs beyond the first)",
+            f"{_num(kills['duplicates'])} (bound: kills × concurrency = "
+            f"{_num(kills['duplicate_bound'])})",
+        ],
+        ["seconds", f"{kills['seconds']:g}"],
+    ]
+    restart_verdict = (
+        "every acknowledged job completed"
+        if restart["lost"] == 0
+        else f"**{restart['lost']} acknowledged jobs lost**"
+    )
+    return "\n".join(
+        [
+            f"Workers killed at random: {verdict}.",
+            "",
+            table(["", "minibull"], rows),
+            "",
+            f"Redis restarted mid-run (a private redis-server with AOF, stopped and started "
+            f"while a producer added {_num(restart['adds'])} jobs one by one): "
+            f"{_num(restart['refused'])} adds were refused with a connection error during the "
+            f"outage, {_num(restart['acknowledged'])} were acknowledged, and "
+            f"{restart_verdict} ({_num(restart['completed'])}).",
+        ]
     )
 
 
@@ -590,6 +712,19 @@ def readme_section(results: dict[str, Any]) -> str:
             "",
             targets_table(results),
             "",
+            misses_text(results),
+            "",
+            "### How far one Redis server goes",
+            "",
+            one_redis_text(results),
+            "",
+            "Past that: run workers on as many machines as you like (they share nothing but "
+            "Redis, and the slowest part is usually the jobs, not the queue); give each busy "
+            "queue its own Redis, or put queues on a Redis Cluster with a hash-tag prefix "
+            '(`prefix="{bull}"` keeps every key of a queue in one slot; queues with different '
+            "tags, e.g. `{emails}` and `{reports}`, spread over the cluster's masters). "
+            "minibull checks the hash tag when it is given a `RedisCluster` client.",
+            "",
             "| | |",
             "|---|---|",
             "| ![throughput](bench/results/throughput.png) "
@@ -601,13 +736,28 @@ def readme_section(results: dict[str, Any]) -> str:
 
 
 def update_readme(path: Path, results: dict[str, Any]) -> None:
-    """Rewrite the README between the bench markers (adding a Performance section once)."""
+    """Rewrite the README between the bench markers and the reliability markers (adding
+    the Performance and Reliability sections once)."""
     text = path.read_text()
     if START not in text or END not in text:
         text = text.rstrip("\n") + f"\n\n## Performance\n\n{START}\n{END}\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
-    section = START + "\n" + readme_section(results) + END
-    path.write_text(pattern.sub(lambda _: section, text, count=1))
+    if RELIABILITY_START not in text or RELIABILITY_END not in text:
+        text = text.replace(
+            END, f"{END}\n\n## Reliability\n\n{RELIABILITY_START}\n{RELIABILITY_END}", 1
+        )
+    text = _replace_between(text, START, END, readme_section(results))
+    reliability = (
+        reliability_text(results)
+        + "\n\nThe same experiments run smaller in CI (`tests/test_chaos.py`).\n"
+    )
+    if results.get("chaos"):
+        text = _replace_between(text, RELIABILITY_START, RELIABILITY_END, reliability)
+    path.write_text(text)
+
+
+def _replace_between(text: str, start: str, end: str, body: str) -> str:
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    return pattern.sub(lambda _: f"{start}\n{body}{end}", text, count=1)
 
 
 # -- figures -----------------------------------------------------------------

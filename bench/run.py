@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
-from bench import report  # noqa: E402
+from bench import chaos, report  # noqa: E402
 from bench.adapters import LIBRARIES  # noqa: E402
 from bench.probe import read_slots  # noqa: E402
 
@@ -131,6 +131,12 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return int(probe_socket.getsockname()[1])
+
+
 @contextlib.contextmanager
 def redis_server(url: str | None) -> Iterator[str]:
     """The Redis to measure on: ``url``, or a private redis-server on a free loopback port."""
@@ -140,9 +146,7 @@ def redis_server(url: str | None) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not on PATH: install it, or pass --redis URL")
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        port = probe_socket.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
@@ -181,6 +185,11 @@ class Bench:
             for name, value in stats.items()
             if name.removeprefix("cmdstat_") not in DRIVER_COMMANDS
         }
+
+    def server_cpu(self) -> float:
+        """Seconds of CPU the Redis server has used so far (user + system, all its threads)."""
+        cpu = self.redis.info("cpu")
+        return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
     @staticmethod
     def command_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -221,13 +230,15 @@ class Bench:
         )
         try:
             child.wait_ready()
-            before = self.command_counts()
+            before, cpu_before = self.command_counts(), self.server_cpu()
             child.go()
             result = child.result(timeout=60 + jobs / 50)
             delta = self.command_delta(before, self.command_counts())
+            cpu = self.server_cpu() - cpu_before
         finally:
             child.stop()
         result["server_commands"] = sum(delta.values()) / jobs
+        result["server_cpu_us"] = 1e6 * cpu / jobs
         result["commands"] = {name: calls / jobs for name, calls in delta.items()}
         return result
 
@@ -310,7 +321,7 @@ class Bench:
                     )
                 for worker in workers:
                     worker.wait_ready(timeout=120 + jobs / 20)
-            before = self.command_counts()
+            before, cpu_before = self.command_counts(), self.server_cpu()
             started = time.time()
             if cli:
                 self._minibull_pause(False)
@@ -319,6 +330,7 @@ class Bench:
                     worker.go()
             done, capped = self._wait_for_jobs(probe_dir, jobs, workers, started)
             delta = self.command_delta(before, self.command_counts())
+            cpu = self.server_cpu() - cpu_before
         finally:
             self._stop(workers)
             shutil.rmtree(probe_dir, ignore_errors=True)
@@ -333,6 +345,8 @@ class Bench:
             "round_trips": sum(slot[2] for slot in done) / max(count, 1),
             "client_commands": sum(slot[3] for slot in done) / max(count, 1),
             "server_commands": sum(delta.values()) / max(count, 1),
+            # the Redis server's CPU per job: 1e6 / this is what one Redis core can carry
+            "server_cpu_us": 1e6 * cpu / max(count, 1),
             # worker CPU per job in each process, from its first job's end to its last
             "cpu_us": 1e6
             * sum(slot[4] - slot[5] for slot in done)
@@ -590,7 +604,10 @@ def main(argv: list[str] | None = None) -> int:
         help="an existing Redis URL with a db of its own (default: start a private redis-server)",
     )
     parser.add_argument("--libs", help=f"comma-separated (default: {','.join(LIBRARIES)})")
-    parser.add_argument("--scenarios", default=",".join(("raw", "embedded", *SCENARIOS)))
+    parser.add_argument("--scenarios", default=",".join(("raw", "embedded", *SCENARIOS, "chaos")))
+    parser.add_argument(
+        "--chaos-jobs", type=int, default=20_000, help="jobs of the random-kills chaos run"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     args = parser.parse_args(argv)
@@ -602,6 +619,8 @@ def main(argv: list[str] | None = None) -> int:
     args.runs = args.runs or 5
     args.embedded_jobs = min(args.jobs, 1000) if not args.quick else 500
     args.raw_seconds = 0.3 if args.quick else 1.0
+    if args.quick and args.chaos_jobs == parser.get_default("chaos_jobs"):
+        args.chaos_jobs = 2000
     if args.libs is None:
         args.libs = "minibull,bullmq,huey" if args.quick else ",".join(LIBRARIES)
     args.libs = [lib for lib in args.libs.split(",") if lib]
@@ -623,11 +642,15 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
+        found_chaos: dict[str, Any] = {}
+
         def save(runs: list[dict[str, Any]]) -> dict[str, Any]:
             """Write the results so far (after every run: a stopped bench keeps its runs)."""
             info["minutes"] = round((time.time() - started) / 60, 1)
             info["runs"] = len(runs)
             results = report.summarise(info, runs, args.libs)
+            if found_chaos:
+                results["chaos"] = found_chaos
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
             (args.out / "results.md").write_text(report.markdown(results))
@@ -635,8 +658,17 @@ def main(argv: list[str] | None = None) -> int:
             return results
 
         args.save_each_run = save
-        runs = measure(Bench(args, url), args)
-    results = save(runs)
+        bench = Bench(args, url)
+        runs = measure(bench, args)
+        if "chaos" in args.scenarios and "minibull" in args.libs:
+            print(
+                f"chaos: {args.chaos_jobs:,} jobs, 4 worker processes, random SIGKILLs", flush=True
+            )
+            bench.flush()
+            found_chaos.update(asyncio.run(chaos.run_all(url, free_port(), args.chaos_jobs)))
+            for name, figures in found_chaos.items():
+                print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()), flush=True)
+        results = save(runs)
     if not args.no_readme:
         report.update_readme(ROOT / "README.md", results)
     print()

@@ -1,0 +1,215 @@
+"""The large chaos runs of the bench: workers killed at random, and Redis restarted.
+
+    bench/.venv/bin/python -m bench.chaos --url redis://127.0.0.1:6379/14   # alone
+
+``make bench`` runs both once (scenario ``chaos``) and writes their figures into
+results.json and the README's Reliability section. tests/test_chaos.py runs the same
+experiments, smaller, in CI.
+
+- ``random_kills``: 4 worker processes (``minibull worker``, concurrency 4) drain
+  20,000 jobs while a supervisor SIGKILLs a random one every 0.5-1 s and starts a
+  replacement. Counted at the end: jobs completed, lost (never completed), stuck
+  (still active or marked stalled), and duplicates (runs beyond the first,
+  ``attemptsStarted - 1``), which at-least-once delivery bounds by kills x concurrency.
+- ``redis_restart``: a private redis-server with AOF (fsync always) is stopped and
+  started again while a producer adds jobs and a worker runs them. Counted: adds the
+  producer was told succeeded, adds refused with a connection error, and how many of
+  the acknowledged jobs completed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+import minibull
+from minibull.processes import WorkerProcess, stop_workers
+
+#: short locks, so that a killed worker's jobs come back within a second or two
+FAST = ("--lock-duration", "1", "--stalled-interval", "0.5")
+
+
+async def random_kills(
+    url: str,
+    *,
+    jobs: int = 20_000,
+    processes: int = 4,
+    concurrency: int = 4,
+    job_seconds: float = 0.002,
+    seed: int = 7,
+    timeout: float = 600,
+) -> dict[str, Any]:
+    """Drain ``jobs`` with ``processes`` workers, one SIGKILLed every 0.5-1 s."""
+    rng = random.Random(seed)
+    async with minibull.Queue("chaos", url) as queue:
+        await queue.obliterate(force=True)
+        for start in range(0, jobs, 1000):
+            batch = min(1000, jobs - start)
+            await queue.add_bulk([{"name": "job", "data": {"seconds": job_seconds}}] * batch)
+
+        def spawn() -> WorkerProcess:
+            return WorkerProcess(
+                "chaos", "minibull.examples:whoami", url=url, concurrency=concurrency, args=FAST
+            ).start()
+
+        started = time.monotonic()
+        workers = [spawn() for _ in range(processes)]
+        kills = 0
+        try:
+            while (await queue.get_job_counts("completed"))["completed"] < jobs:
+                if time.monotonic() - started > timeout:
+                    break
+                await asyncio.sleep(rng.uniform(0.5, 1.0))
+                victim = workers.pop(rng.randrange(len(workers)))
+                victim.kill()
+                kills += 1
+                workers.append(spawn())
+        finally:
+            stop_workers(workers)
+        seconds = time.monotonic() - started
+        counts = await queue.get_job_counts()
+        stalled = await queue.redis.scard(queue.keys.stalled)
+        started_runs = await _attempts_started(queue, "completed")
+        await queue.obliterate(force=True)
+    duplicates = sum(runs - 1 for runs in started_runs)
+    return {
+        "jobs": jobs,
+        "processes": processes,
+        "concurrency": concurrency,
+        "job_ms": job_seconds * 1000,
+        "kills": kills,
+        "seconds": round(seconds, 1),
+        "completed": counts["completed"],
+        "failed": counts["failed"],
+        "lost": jobs - counts["completed"] - counts["failed"],
+        "stuck": counts["active"] + stalled,
+        "duplicates": duplicates,
+        "duplicate_bound": kills * concurrency,
+    }
+
+
+async def _attempts_started(queue: minibull.Queue, state: str) -> list[int]:
+    """Each job's ``ats`` (runs begun), read in pipelines of 1,000."""
+    ids = await queue.redis.zrange(queue.keys.key(state), 0, -1)
+    found: list[int] = []
+    for start in range(0, len(ids), 1000):
+        pipe = queue.redis.pipeline(transaction=False)
+        for job_id in ids[start : start + 1000]:
+            pipe.hget(queue.keys.job(job_id), "ats")
+        found.extend(int(value or 0) for value in await pipe.execute())
+    return found
+
+
+class RestartableRedis:
+    """A private redis-server with AOF (fsync always), stopped and started on the same port."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
+             "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True)
+            if ping.stdout.strip() == b"PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()  # a clean shutdown: the AOF already has every write
+            self.process.wait(10)
+            self.process = None
+
+
+async def redis_restart(
+    port: int, *, adds: int = 3000, outage_at: int = 1000, outage: float = 1.5
+) -> dict[str, Any]:
+    """Add ``adds`` jobs one by one; Redis is down from add ``outage_at`` for ``outage`` seconds."""
+    with tempfile.TemporaryDirectory(prefix="minibull-chaos-") as folder:
+        server = RestartableRedis(Path(folder), port)
+        server.start()
+        url = f"redis://127.0.0.1:{port}/0"
+        acknowledged: list[minibull.Job] = []
+        refused = 0
+        worker = minibull.Worker(
+            "restart", lambda job: job.data, url, concurrency=10, drain_delay=0.2,
+            lock_duration=2, stalled_interval=0.5,
+        )  # fmt: skip
+        try:
+            async with minibull.Queue("restart", url) as queue:
+                worker.start()
+                outage_started = 0.0
+                for n in range(adds):
+                    if n == outage_at:
+                        outage_started = time.monotonic()
+                        await asyncio.to_thread(server.stop)
+                    if outage_started and time.monotonic() - outage_started > outage:
+                        await asyncio.to_thread(server.start)
+                        outage_started = 0.0
+                    try:
+                        acknowledged.append(await queue.add("job", n))
+                    except (RedisConnectionError, OSError):
+                        refused += 1
+                        await asyncio.sleep(0.01)
+                completed = 0
+                for job in acknowledged:
+                    try:
+                        if await job.wait_until_finished(timeout=60) == job.data:
+                            completed += 1
+                    except Exception:  # counted as not completed
+                        pass
+                counts = await queue.get_job_counts()
+        finally:
+            await worker.close(force=True)
+            server.stop()
+    return {
+        "adds": adds,
+        "acknowledged": len(acknowledged),
+        "refused": refused,
+        "completed": completed,
+        "lost": len(acknowledged) - completed,
+        "stuck": counts["active"] + counts["waiting"],
+    }
+
+
+async def run_all(url: str, restart_port: int, jobs: int) -> dict[str, Any]:
+    """Both runs, as ``make bench`` does."""
+    return {
+        "random_kills": await random_kills(url, jobs=jobs),
+        "redis_restart": await redis_restart(restart_port),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="the bench's chaos runs, alone")
+    parser.add_argument("--url", required=True, help="a Redis URL with a database of its own")
+    parser.add_argument("--jobs", type=int, default=20_000)
+    args = parser.parse_args()
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    print(json.dumps(asyncio.run(run_all(args.url, port, args.jobs)), indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
