@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
+import time
 
 import pytest
 
@@ -307,3 +309,27 @@ async def test_closing_a_worker_that_never_started(prefix):
     worker = minibull.Worker("q", lambda job: None, prefix=prefix)
     await worker.close()
     assert not worker.running
+
+
+async def test_one_bulk_add_wakes_every_idle_worker(prefix, make_worker):
+    # Three idle workers block on the marker; one add_bulk sets it once. The worker that
+    # wakes passes the wake-up on (moveToActive sets the marker while jobs wait), so all
+    # three share the work now, not after their 5 s block runs out.
+    clock = minibull.SystemClock()
+
+    async def slow(job):
+        await asyncio.sleep(0.03)
+        return job.id
+
+    workers = [make_worker(slow, clock=clock, drain_delay=5) for _ in range(3)]
+    async with minibull.Queue("q", prefix=prefix, clock=clock) as queue:
+        await asyncio.sleep(0.3)  # all three parked on the marker
+        jobs = await queue.add_bulk([{"name": "job", "data": i} for i in range(30)])
+        started = time.monotonic()
+        for job in jobs:
+            await job.wait_until_finished(timeout=10)
+        assert time.monotonic() - started < 2.5
+        done = await queue.get_jobs("completed")
+        by_worker = collections.Counter(job.processed_by for job in done)
+        assert set(by_worker) == {worker.id for worker in workers}, by_worker
+        assert min(by_worker.values()) >= 5, by_worker

@@ -29,4 +29,4 @@ local k = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], delayed = KE
            pc = KEYS[5], marker = KEYS[6], meta = KEYS[7], events = KEYS[8], limiter = KEYS[9]}
 return takeNextJob(k, ARGV[1], tonumber(ARGV[2]), {token = ARGV[3], lockMs = ARGV[4],
                    worker = ARGV[5], limitMax = tonumber(ARGV[6]),
-                   limitWindow = tonumber(ARGV[7])})
+                   limitWindow = tonumber(ARGV[7]), wakeOthers = true})

@@ -5,7 +5,11 @@
   the next job to "active" and lock it.
 
   k: {wait, active, prioritized, delayed, pc, marker, meta, events, limiter}
-  take: {token, lockMs, worker, limitMax, limitWindow} (limitMax 0: no worker limit)
+  take: {token, lockMs, worker, limitMax, limitWindow} (limitMax 0: no worker limit),
+        and wakeOthers: true to set the marker when more jobs wait, so that another
+        idle worker wakes up (moveToActive: a worker that was idle passes the wake-up
+        on; a worker fetching its next job as it finishes one need not, since every
+        worker that went idle did so on an empty queue, and an add sets the marker)
   meta: readQueueMeta's answer, if the caller read it already (else nil).
   Returns {job hash as JSON text (a flat [field, value, ...] array), job id, 0, 0} when a
   job was taken, else {0, 0, next delayed due ms (0: none), ms until the rate limit allows one}.
@@ -87,7 +91,7 @@ local function takeNextJob(k, prefix, now, take, meta)
   emitEvent(k.events, k.meta, "active", "jobId", jobId, "prev", "waiting", "ts", now,
             "worker", take.worker)
   -- More work left: wake another idle worker.
-  if rcall("LLEN", k.wait) > 0 or rcall("ZCARD", k.prioritized) > 0 then
+  if take.wakeOthers and (rcall("LLEN", k.wait) > 0 or rcall("ZCARD", k.prioritized) > 0) then
     rcall("ZADD", k.marker, 0, "0")
   end
   -- One JSON string: far cheaper for a client to read than an array of fields.
