@@ -180,6 +180,22 @@ async def embedded(args: argparse.Namespace) -> None:
         await worker.close()
         return seconds
 
+    # fakeredis's cost of one command inside a script: 20 HGETs, minus an empty script.
+    async with Queue("emb-probe") as queue:
+        await queue.redis.hset("emb-probe-hash", "x", "1")
+        empty = queue.redis.register_script("return 1")
+        twenty = queue.redis.register_script(
+            "for i = 1, 20 do redis.call('HGET', KEYS[1], 'x') end return 1"
+        )
+        timings = []
+        for script in (empty, twenty):
+            await script(keys=["emb-probe-hash"])
+            t0 = time.perf_counter()
+            for _ in range(500):
+                await script(keys=["emb-probe-hash"])
+            timings.append((time.perf_counter() - t0) / 500)
+        results["script_command_us"] = {"us": (timings[1] - timings[0]) / 20 * 1e6}
+        await queue.redis.delete("emb-probe-hash")
     async with Queue("emb-single") as queue:
         await add_single(queue, 50)  # warm-up: scripts loaded
         t0 = time.perf_counter()

@@ -532,8 +532,14 @@ def fmt_result(result: dict[str, Any]) -> str:
 
 
 def fmt_dict(values: dict[str, Any]) -> str:
-    flat = {k: (v["rate"] if isinstance(v, dict) else v) for k, v in values.items()}
-    return ", ".join(f"{k} {v:,.0f}/s" for k, v in flat.items())
+    parts = []
+    for name, value in values.items():
+        if isinstance(value, dict) and "rate" not in value:  # e.g. {"us": ...}
+            parts.extend(f"{name} {v:,.1f} {unit}" for unit, v in value.items())
+        else:
+            rate = value["rate"] if isinstance(value, dict) else value
+            parts.append(f"{name} {rate:,.0f}/s")
+    return ", ".join(parts)
 
 
 def machine(url: str, args: argparse.Namespace) -> dict[str, Any]:

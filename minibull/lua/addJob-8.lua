@@ -27,6 +27,8 @@ local markerKey, metaKey, idKey, eventsKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local prefix, dedupPrefix = ARGV[1], ARGV[4]
 local now = tonumber(ARGV[2])
 local paused = isQueuePaused(metaKey)
+-- The markers are set once, after all the jobs (one ZADD for a bulk of any size).
+local addedReady, addedDelayed = false, false
 
 -- Returns the job's id and whether it was added (false: an existing job stands in).
 local function addJob(job)
@@ -71,14 +73,14 @@ local function addJob(job)
     local score, due = getDelayedScore(delayedKey, now, delay)
     rcall("ZADD", delayedKey, score, jobId)
     emitEvent(eventsKey, metaKey, "delayed", "jobId", jobId, "delay", due)
-    addDelayMarker(markerKey, delayedKey)
+    addedDelayed = true
   else
     local pushCmd = "LPUSH"
     if job["lifo"] then
       pushCmd = "RPUSH"
     end
     addJobToWait(waitKey, prioritizedKey, pcKey, jobId, priority, pushCmd)
-    addBaseMarker(markerKey, paused)
+    addedReady = true
     emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId)
   end
   return jobId, 1
@@ -89,5 +91,11 @@ for _, job in ipairs(cjson.decode(ARGV[3])) do
   local jobId, added = addJob(job)
   table.insert(results, jobId)
   table.insert(results, added)
+end
+if addedReady then
+  addBaseMarker(markerKey, paused)
+end
+if addedDelayed then
+  addDelayMarker(markerKey, delayedKey)
 end
 return results
