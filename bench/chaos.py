@@ -35,8 +35,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 import minibull
 from minibull.processes import WorkerProcess, stop_workers
 
-#: short locks, so that a killed worker's jobs come back within a second or two
-FAST = ("--lock-duration", "1", "--stalled-interval", "0.5")
+#: short locks, so that a killed worker's jobs come back within a second or two; and
+#: enough recoveries per job (a recovered job runs next, so a second kill can catch it)
+FAST = ("--lock-duration", "1", "--stalled-interval", "0.5", "--max-stalled-count", "10")
 
 
 async def random_kills(
@@ -66,7 +67,9 @@ async def random_kills(
         workers = [spawn() for _ in range(processes)]
         kills = 0
         try:
-            while (await queue.get_job_counts("completed"))["completed"] < jobs:
+            while (counts := await queue.get_job_counts("completed", "failed"))[
+                "completed"
+            ] + counts["failed"] < jobs:
                 if time.monotonic() - started > timeout:
                     break
                 await asyncio.sleep(rng.uniform(0.5, 1.0))

@@ -103,6 +103,7 @@ async def run_worker(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         lock_duration=args.lock_duration,
         stalled_interval=args.stalled_interval,
+        max_stalled_count=args.max_stalled_count,
         sandboxed=args.sandboxed,
     )
     signals_seen = 0
@@ -208,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=1)
     worker.add_argument("--lock-duration", type=float, default=30.0, help="seconds")
     worker.add_argument("--stalled-interval", type=float, default=30.0, help="seconds")
+    worker.add_argument(
+        "--max-stalled-count",
+        type=int,
+        default=1,
+        help="times a job may be recovered from a dead worker before it fails (default: 1)",
+    )
     worker.add_argument("--sandboxed", action="store_true", help="run jobs in child processes")
     queue_command("status", "job counts per state")
     jobs = queue_command("jobs", "list jobs in a state")
