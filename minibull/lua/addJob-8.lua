@@ -15,7 +15,7 @@
   Events: added, then waiting or delayed; duplicated or deduplicated instead.
 ]]
 local rcall = redis.call
--- @include "isQueuePaused"
+-- @include "readQueueMeta"
 -- @include "addJobToWait"
 -- @include "addBaseMarker"
 -- @include "addDelayMarker"
@@ -26,7 +26,7 @@ local waitKey, prioritizedKey, delayedKey, pcKey = KEYS[1], KEYS[2], KEYS[3], KE
 local markerKey, metaKey, idKey, eventsKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local prefix, dedupPrefix = ARGV[1], ARGV[4]
 local now = tonumber(ARGV[2])
-local paused = isQueuePaused(metaKey)
+local paused = readQueueMeta(metaKey)[1] ~= false  -- one read, with the events limit
 -- The markers are set once, after all the jobs (one ZADD for a bulk of any size).
 local addedReady, addedDelayed = false, false
 
