@@ -95,11 +95,11 @@ async def test_evalsha_runs_the_cached_script_and_flush_forgets_it() -> None:
         await client.aclose()
 
 
-async def test_the_embedded_default_uses_the_fast_runner() -> None:
+async def test_the_embedded_default_uses_the_fast_runner(monkeypatch) -> None:
+    monkeypatch.delenv("MINIBULL_REDIS_URL", raising=False)  # the learner's default
     client = connect()
     try:
-        if not isinstance(client, fakeredis.FakeAsyncRedis):
-            pytest.skip("runs on the embedded default only (MINIBULL_REDIS_URL is set)")
+        assert isinstance(client, fakeredis.FakeAsyncRedis)
         pool_class = client.connection_pool.connection_class
         assert issubclass(pool_class, embedded.ScriptCachingConnection)
         assert await client.eval("return 7", 0) == 7
