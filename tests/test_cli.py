@@ -118,28 +118,34 @@ async def test_sigterm_finishes_the_running_job_then_exits(shared_redis_url, pre
         await queue.obliterate(force=True)
 
 
+FAST = ("--lock-duration", "1", "--stalled-interval", "0.3")
+
+
+async def job_of_a_killed_worker(queue, url, prefix):
+    """A slow job taken by a worker process that is then SIGKILLed mid-job."""
+    victim = WorkerProcess(
+        "q", "minibull.examples:whoami", url=url, prefix=prefix, args=FAST
+    ).start()
+    try:
+        job = await queue.add("slow", {"seconds": 3})
+
+        async def active():
+            return await job.get_state() == "active"
+
+        await wait_for(active, timeout=30)
+    finally:
+        victim.kill()
+    return job
+
+
 async def test_sigkill_and_a_surviving_process_recovers_the_job(shared_redis_url, prefix):
-    fast = ("--lock-duration", "1", "--stalled-interval", "0.3")
     async with minibull.Queue("q", shared_redis_url, prefix=prefix) as queue:
-        victim = WorkerProcess(
-            "q", "minibull.examples:whoami", url=shared_redis_url, prefix=prefix, args=fast
-        ).start()
-        try:
-            job = await queue.add("slow", {"seconds": 3})
-
-            async def active():
-                return await job.get_state() == "active"
-
-            await wait_for(active, timeout=30)
-            victim.kill()
-            with WorkerProcess(
-                "q", "minibull.examples:whoami", url=shared_redis_url, prefix=prefix, args=fast
-            ) as survivor:
-                result = await job.wait_until_finished(timeout=30)
-                assert result == {"pid": survivor.pid}
-        finally:
-            if victim.running:
-                victim.kill()
+        job = await job_of_a_killed_worker(queue, shared_redis_url, prefix)
+        with WorkerProcess(
+            "q", "minibull.examples:whoami", url=shared_redis_url, prefix=prefix, args=FAST
+        ) as survivor:
+            result = await job.wait_until_finished(timeout=30)
+            assert result == {"pid": survivor.pid}
         job = await queue.get_job(job.id)
         assert (job.stalled_counter, job.attempts_made) == (1, 1)
         await queue.obliterate(force=True)
@@ -148,26 +154,12 @@ async def test_sigkill_and_a_surviving_process_recovers_the_job(shared_redis_url
 async def test_max_stalled_count_flag_decides_when_a_recovered_job_fails(shared_redis_url, prefix):
     # The survivor allows no recovery at all: the killed worker's job fails instead of
     # running again (with the default, 1, the test above sees it complete).
-    fast = ("--lock-duration", "1", "--stalled-interval", "0.3")
     async with minibull.Queue("q", shared_redis_url, prefix=prefix) as queue:
-        victim = WorkerProcess(
-            "q", "minibull.examples:whoami", url=shared_redis_url, prefix=prefix, args=fast
-        ).start()
-        try:
-            job = await queue.add("slow", {"seconds": 3})
-
-            async def active():
-                return await job.get_state() == "active"
-
-            await wait_for(active, timeout=30)
-            victim.kill()
-            strict = (*fast, "--max-stalled-count", "0")
-            with WorkerProcess(
-                "q", "minibull.examples:whoami", url=shared_redis_url, prefix=prefix, args=strict
-            ):
-                with pytest.raises(minibull.JobFailedError, match="stalled more than"):
-                    await job.wait_until_finished(timeout=30)
-        finally:
-            if victim.running:
-                victim.kill()
+        job = await job_of_a_killed_worker(queue, shared_redis_url, prefix)
+        strict = (*FAST, "--max-stalled-count", "0")
+        with WorkerProcess(
+            "q", "minibull.examples:whoami", url=shared_redis_url, prefix=prefix, args=strict
+        ):
+            with pytest.raises(minibull.JobFailedError, match="stalled more than"):
+                await job.wait_until_finished(timeout=30)
         await queue.obliterate(force=True)
