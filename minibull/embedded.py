@@ -2,8 +2,8 @@
 
 fakeredis runs a script by compiling its source on every EVALSHA, then running a
 full Lua garbage collection, and it checks the Lua globals before every
-``redis.call`` inside the script. For a queue whose every step is a script that
-was most of the time a job took. ``ScriptCachingSocket`` keeps fakeredis's
+``redis.call`` inside the script. For a queue whose every step is a script, that
+was most of a job's time. ``ScriptCachingSocket`` keeps fakeredis's
 behaviour (same runtime, same ``redis.call``, same errors) but compiles each script
 once, checks globals once per script, and leaves garbage collection to Lua.
 
@@ -17,7 +17,7 @@ import hashlib
 from typing import Any
 
 import fakeredis
-from fakeredis._clients._async import FakeAsyncRedisConnection
+from fakeredis._clients._async import FakeAsyncRedisConnection, FakeReader, FakeWriter
 from fakeredis._socket import AsyncFakeSocket
 
 try:  # fakeredis internals: checked here so a change only costs speed
@@ -113,7 +113,10 @@ class ScriptCachingConnection(FakeAsyncRedisConnection):
     """A fakeredis connection whose server side is a ScriptCachingSocket."""
 
     async def _connect(self) -> None:
-        await super()._connect()
+        # As fakeredis's own _connect, with our socket class (a socket registers itself
+        # with the server, so none is made only to be replaced).
+        if not self._server.connected:
+            raise self._connection_error_class(msgs.CONNECTION_ERROR_MSG)
         self._sock = ScriptCachingSocket(
             self._server,
             self.db,
@@ -121,8 +124,8 @@ class ScriptCachingConnection(FakeAsyncRedisConnection):
             lua_modules=self._lua_modules,
             client_info=self._client_info,
         )
-        self._reader = type(self._reader)(self._sock)
-        self._writer = type(self._writer)(self._sock)
+        self._reader = FakeReader(self._sock)
+        self._writer = FakeWriter(self._sock)
 
 
 _server: fakeredis.FakeServer | None = None

@@ -136,3 +136,14 @@ async def test_a_job_id_without_a_hash_is_taken_with_no_fields(queue) -> None:
     taken = await queue.scripts.move_to_active(1000, Take("token", 30_000, "w1"))
     assert taken.job_id == "ghost"
     assert taken.fields == {"processedOn": "1000", "pb": "w1", "ats": "1"}
+
+
+async def test_one_connection_is_one_client_of_the_server() -> None:
+    server = fakeredis.FakeServer()
+    client = embedded.embedded_client(server)
+    try:
+        await client.ping()
+        assert len(server.sockets) == 1  # no socket made only to be replaced
+        assert len(await client.client_list()) == 1
+    finally:
+        await client.aclose()
