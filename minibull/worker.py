@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .backoff import backoff_delay, retry_rng
 from .clock import Clock, Timer, to_ms
 from .connection import blocking_limit
-from .errors import LockLostError, UnrecoverableError
+from .errors import JobNotFoundError, LockLostError, UnrecoverableError
 from .job import Job
 from .options import MAX_DELAY_MS, check_int, encode_json, keep_jobs
 from .queue import Queue, repeat_from_hash
@@ -407,7 +407,8 @@ class Worker:
     async def _finish(
         self, record: Callable[..., Awaitable[tuple[Job, str] | None]], *args: Any
     ) -> tuple[Job, str] | None:
-        """Record an outcome, retrying through lost connections; a lost lock is reported.
+        """Record an outcome, retrying through lost connections; a lost lock, or a job
+        removed while it ran (e.g. an obliterate), is reported as an error event.
         Returns the next job when recording it fetched one."""
         job = args[0]
         self._held_locks.pop(job.id, None)  # the outcome's script releases the lock
@@ -415,7 +416,7 @@ class Worker:
         while True:
             try:
                 return await record(*args)
-            except LockLostError as exc:
+            except (LockLostError, JobNotFoundError) as exc:  # removed while it ran
                 await self._emit("error", exc)
                 return None
             except _CONNECTION_ERRORS as exc:

@@ -333,3 +333,26 @@ async def test_one_bulk_add_wakes_every_idle_worker(prefix, make_worker):
         by_worker = collections.Counter(job.processed_by for job in done)
         assert set(by_worker) == {worker.id for worker in workers}, by_worker
         assert min(by_worker.values()) >= 5, by_worker
+
+
+async def test_a_job_deleted_while_it_runs_is_reported_and_the_worker_goes_on(
+    queue, make_worker, clock
+):
+    # Someone deletes the running job's hash (an obliterate, a hand-made DEL): finishing
+    # it fails with JobNotFoundError, which the worker reports as an error event; its slot
+    # is free again, and no task dies with an exception nobody reads.
+    errors, done = [], []
+
+    async def processor(job):
+        if job.name == "doomed":
+            await queue.redis.delete(queue.keys.job(job.id))
+        done.append(job.name)
+
+    worker = make_worker(processor)
+    worker.on("error", errors.append)
+    await queue.add("doomed", {})
+    await wait_for(lambda: len(errors) == 1)
+    assert isinstance(errors[0], minibull.JobNotFoundError), errors
+    job = await queue.add("next", {})
+    assert await job.wait_until_finished(timeout=5) is None
+    assert done == ["doomed", "next"]
