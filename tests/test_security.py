@@ -56,6 +56,17 @@ async def test_size_limit(queue, prefix):
         await queue.add("small", {}, size_limit="1kB")
 
 
+def wait_for_port(port: int, seconds: float = 10) -> None:
+    """Until something listens on loopback ``port`` (a redis-server starting)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            threading.Event().wait(0.02)
+
+
 @pytest.fixture
 def protected_redis():
     """A private redis-server with a password for the default user and an ACL user."""
@@ -83,13 +94,7 @@ def protected_redis():
         ],
         stdout=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            threading.Event().wait(0.02)
+    wait_for_port(port)
     yield port
     process.kill()
     process.wait()
@@ -200,13 +205,7 @@ def tls_redis(tmp_path):
         ],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            threading.Event().wait(0.02)
+    wait_for_port(port)
     yield port, cert
     process.kill()
     process.wait()
