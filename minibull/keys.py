@@ -31,6 +31,15 @@ QUEUE_KEYS = {
 }
 
 
+#: Job ids a job may not have: a job's hash is ``<prefix>:<queue>:<id>``, so a job with one
+#: of these ids would overwrite a queue-level key (``job_id="wait"`` turns the wait list into
+#: a hash). Every suffix above without a ":" in it, plus BullMQ's others (queue-keys.ts).
+#: ``options.check_job_id`` refuses them in Python and addJob in Lua (error -100).
+RESERVED_JOB_IDS = frozenset(
+    {suffix for suffix in QUEUE_KEYS if ":" not in suffix} | {"de", "waiting-children"}
+)
+
+
 @dataclass(frozen=True)
 class QueueKeys:
     """The Redis key names of one queue."""
