@@ -18,7 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from .errors import JobNotFoundError, LockLostError
-from .keys import LIST_STATES, QueueKeys
+from .keys import LIST_STATES, RESERVED_JOB_IDS, QueueKeys
 
 LUA_DIR = Path(__file__).parent / "lua"
 _INCLUDE = re.compile(r'^-- @include "(\w+)"$', re.MULTILINE)
@@ -29,9 +29,12 @@ ERROR_CODES = {
     -2: "the job's lock is missing (it expired; another worker may have the job now)",
     -3: "the job is not in the expected state",
     -6: "the job's lock is held by another worker",
+    -100: "the job id is reserved: it names a queue-level key",
 }
 
 Args = tuple[list[str], list[Any]]
+
+_RESERVED_IDS = " ".join(sorted(RESERVED_JOB_IDS))
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def add_job_args(keys: QueueKeys, now: int, jobs: list[dict[str, Any]]) -> Args:
             keys.id,
             keys.events,
         ],
-        [keys.job_prefix, now, _json(jobs), keys.deduplication_prefix],
+        [keys.job_prefix, now, _json(jobs), keys.deduplication_prefix, _RESERVED_IDS],
     )
 
 
@@ -388,6 +391,8 @@ class Scripts:
 
     async def add_jobs(self, now: int, jobs: list[dict[str, Any]]) -> list[tuple[str, bool]]:
         flat = await self.run("addJob", add_job_args(self.keys, now, jobs))
+        if flat and flat[0] == -100:
+            raise ValueError(f"job_id {flat[1]!r} is reserved: {ERROR_CODES[-100]}")
         return [(str(flat[i]), bool(int(flat[i + 1]))) for i in range(0, len(flat), 2)]
 
     async def move_to_active(self, now: int, take: Take) -> Taken:

@@ -10,8 +10,10 @@
           text), opts (JSON text), delay (ms), priority, lifo, and optionally
           dedupId and dedupTtl (ms, 0: until the job ends), schedulerId}
   ARGV[4] deduplication key prefix ("bull:<queue>:de:")
+  ARGV[5] the reserved job ids (keys.RESERVED_JOB_IDS), separated by spaces
   Output: for each job, its id and 1 if added, 0 if an existing job stands in
-          (same job id, or same deduplication id).
+          (same job id, or same deduplication id);
+          or {-100, the id} when a job id is reserved, and nothing is written.
   Events: added, then waiting or delayed; duplicated or deduplicated instead.
 ]]
 local rcall = redis.call
@@ -26,6 +28,20 @@ local waitKey, prioritizedKey, delayedKey, pcKey = KEYS[1], KEYS[2], KEYS[3], KE
 local markerKey, metaKey, idKey, eventsKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local prefix, dedupPrefix = ARGV[1], ARGV[4]
 local now = tonumber(ARGV[2])
+local jobs = cjson.decode(ARGV[3])
+
+-- A job's hash is prefix .. id, so an id such as "wait" would overwrite a queue key. minibull's
+-- own guard (BullMQ has none): every job is checked before anything is written.
+local reserved = {}
+for name in string.gmatch(ARGV[5], "%S+") do
+  reserved[name] = true
+end
+for _, job in ipairs(jobs) do
+  if reserved[job["id"]] then
+    return {-100, job["id"]}
+  end
+end
+
 local paused = readQueueMeta(metaKey)[1] ~= false  -- one read, with the events limit
 -- The markers are set once, after all the jobs (one ZADD for a bulk of any size).
 local addedReady, addedDelayed = false, false
@@ -87,7 +103,7 @@ local function addJob(job)
 end
 
 local results = {}
-for _, job in ipairs(cjson.decode(ARGV[3])) do
+for _, job in ipairs(jobs) do
   local jobId, added = addJob(job)
   table.insert(results, jobId)
   table.insert(results, added)
