@@ -7,6 +7,7 @@ MINIBULL_REDIS_URL (``make test`` runs both in CI).
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -40,6 +41,37 @@ async def delete_prefix(prefix: str) -> None:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def unread_task_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """Fails the test when a background task died with an exception nobody read.
+
+    asyncio only logs "Task exception was never retrieved" (a log line, not a warning, so
+    ``filterwarnings = error`` misses it); this handler records it and the test fails.
+    """
+    loop = asyncio.get_running_loop()
+    unread: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+
+    def record(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if "never retrieved" in context.get("message", ""):
+            unread.append(context)
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(record)
+    yield unread
+    gc.collect()  # a finished task reports an unread exception when it is collected
+    await asyncio.sleep(0)
+    loop.set_exception_handler(previous)
+    if unread:
+        lines = [
+            f"{c.get('message')}: {c.get('exception')!r} in {c.get('future')!r}" for c in unread
+        ]
+        pytest.fail("a background task died with an exception nobody read:\n" + "\n".join(lines))
 
 
 @pytest.fixture
@@ -92,7 +124,10 @@ async def make_worker(
         return worker
 
     yield make
-    await asyncio.gather(*(w.close(force=True) for w in workers), return_exceptions=True)
+    results = await asyncio.gather(*(w.close(force=True) for w in workers), return_exceptions=True)
+    crashed = [f"{w!r}: {r!r}" for w, r in zip(workers, results, strict=True) if r is not None]
+    if crashed:
+        pytest.fail("a worker's run ended in an exception:\n" + "\n".join(crashed))
 
 
 async def states_of(queue: minibull.Queue) -> dict[str, list[str]]:
