@@ -15,6 +15,18 @@ from .clock import to_ms
 
 BUILTIN_TYPES = ("fixed", "exponential")
 
+#: The longest delay: delayed scores are due ms * 4096 in a double, exact up to 2^53,
+#: so a due time must stay before about 2039; five years keeps every delay well inside.
+#: Backoff delays are capped the same way, whatever the formula gives.
+MAX_DELAY_MS = 5 * 365 * 24 * 3600 * 1000
+
+
+def _delay_ms(value: Any, name: str) -> int:
+    delay = to_ms(value, name)
+    if delay > MAX_DELAY_MS:
+        raise ValueError(f"{name} must be at most 5 years (got {value!r} seconds)")
+    return delay
+
 
 def normalize_backoff(backoff: Any) -> dict[str, Any] | None:
     """Turn the ``backoff=`` argument of ``Queue.add`` into BullMQ's stored form (delays in ms).
@@ -27,7 +39,7 @@ def normalize_backoff(backoff: Any) -> dict[str, Any] | None:
     if backoff is None:
         return None
     if isinstance(backoff, (int, float, timedelta)) and not isinstance(backoff, bool):
-        return {"type": "fixed", "delay": to_ms(backoff, "backoff")}
+        return {"type": "fixed", "delay": _delay_ms(backoff, "backoff")}
     if isinstance(backoff, str):
         if not backoff:
             raise ValueError("backoff type must be a non-empty string")
@@ -51,7 +63,7 @@ def normalize_backoff(backoff: Any) -> dict[str, Any] | None:
         )
     result: dict[str, Any] = {
         "type": kind,
-        "delay": to_ms(backoff.get("delay", 0), "backoff delay"),
+        "delay": _delay_ms(backoff.get("delay", 0), "backoff delay"),
     }
     if "jitter" in backoff:
         jitter = backoff["jitter"]
@@ -74,16 +86,18 @@ def backoff_delay(
 
     Returns None for a type that is not built in (the worker asks its
     ``backoff_strategy``). Jitter follows BullMQ: a delay ``d`` with jitter ``j``
-    becomes a random value between ``d * (1 - j)`` and ``d``.
+    becomes a random value between ``d * (1 - j)`` and ``d``. The result is at most
+    ``MAX_DELAY_MS`` (5 years), also for options another client wrote.
     """
     if not backoff:
         return 0
     kind = backoff.get("type")
-    delay = int(backoff.get("delay") or 0)
+    delay = min(max(int(backoff.get("delay") or 0), 0), MAX_DELAY_MS)
     if kind == "fixed":
         base = delay
     elif kind == "exponential":
-        base = round(2 ** (attempts_made - 1) * delay)
+        # 2^48 ms is over 8,000 years: past that the exponent only makes huge integers.
+        base = min(round(2 ** min(attempts_made - 1, 48) * delay), MAX_DELAY_MS)
     else:
         return None
     jitter = backoff.get("jitter") or 0

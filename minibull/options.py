@@ -12,27 +12,96 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from .backoff import normalize_backoff
+from .backoff import MAX_DELAY_MS, normalize_backoff
 from .clock import to_ms
+from .keys import RESERVED_JOB_IDS
 
 #: BullMQ's upper bound for priorities (2^21 - 1); 0 means no priority.
 MAX_PRIORITY = 2_097_151
 
-#: The longest delay: delayed scores are due ms * 4096 in a double, exact up to 2^53,
-#: so a due time must stay before about 2039; five years keeps every delay well inside.
-MAX_DELAY_MS = 5 * 365 * 24 * 3600 * 1000
+#: The largest count (attempts, kept jobs, repeat limit) that JavaScript (BullMQ) and
+#: Lua (the scripts) hold exactly: 2^53 - 1, JavaScript's Number.MAX_SAFE_INTEGER.
+MAX_COUNT = 2**53 - 1
+
+#: How deep lists and dicts may nest in ``data`` (and any JSON minibull writes: return
+#: values, progress). Every worker can decode this much whatever its own stack (Python
+#: stops near 1,000 levels); .NET's System.Text.Json stops at 64, Ruby's JSON at 100.
+MAX_DATA_DEPTH = 100
+
+#: The cap on ``data`` as JSON when no ``size_limit`` is given: a job's data travels
+#: through one script call and is copied into the job's hash; bigger payloads belong
+#: elsewhere (pass a reference). ``size_limit`` may raise it up to ``MAX_SIZE_LIMIT``.
+DEFAULT_SIZE_LIMIT = 16 * 1024 * 1024
+
+#: Redis's largest string (``proto-max-bulk-len``, 512 MB).
+MAX_SIZE_LIMIT = 512 * 1024 * 1024
 
 _INTEGER_LIKE = re.compile(r"^-?\d+$")
 
 
 def encode_json(value: Any, name: str) -> str:
-    """JSON text of ``value``, refusing what JSON cannot hold (including NaN and infinity)."""
+    """JSON text of ``value``, refusing what JSON cannot hold (NaN, infinity), lone
+    surrogates, and nesting deeper than ``MAX_DATA_DEPTH``."""
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
     except TypeError as exc:
         raise TypeError(f"{name} must be JSON-serialisable: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"{name} must be JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise ValueError(_too_deep(name)) from None
+    # Cheap tests on the text first: most values have few brackets and no surrogate escapes.
+    if text.count("[") + text.count("{") > MAX_DATA_DEPTH or "\\ud" in text:
+        _check_json_value(value, name)
+    return text
+
+
+def _too_deep(name: str) -> str:
+    return (
+        f"{name} must not nest lists and dicts more than {MAX_DATA_DEPTH} levels deep "
+        "(MAX_DATA_DEPTH), so that every worker can decode it"
+    )
+
+
+def _check_json_value(value: Any, name: str) -> None:
+    """Walk a value ``json.dumps`` accepted: refuse deep nesting and lone surrogates."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            check_unicode(item, name)
+        elif isinstance(item, (list, tuple, dict)):
+            if depth >= MAX_DATA_DEPTH:
+                raise ValueError(_too_deep(name))
+            if isinstance(item, dict):
+                for key in item:
+                    if isinstance(key, str):
+                        check_unicode(key, name)
+                item = item.values()
+            pending.extend((inner, depth + 1) for inner in item)
+
+
+def check_unicode(text: str, name: str) -> str:
+    """Refuse text that has no UTF-8 form (a lone surrogate such as '\\ud800'): Redis, Lua's
+    cjson and BullMQ's workers all need valid UTF-8."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{name} must be valid Unicode text: it holds a lone surrogate "
+                f"(U+{ord(text[exc.start]):04X}) that has no UTF-8 form"
+            ) from None
+    return text
+
+
+def check_text(value: Any, name: str) -> str:
+    """A non-empty string with a UTF-8 form (a job name, id, deduplication id ...)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string (got {type(value).__name__})")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    return check_unicode(value, name)
 
 
 def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
@@ -46,17 +115,20 @@ def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
 
 
 def check_job_id(job_id: Any) -> str:
-    """A custom job id: a non-empty string, not integer-like (those are ours), without ':'."""
-    if not isinstance(job_id, str):
-        raise TypeError(f"job_id must be a string (got {type(job_id).__name__})")
-    if not job_id:
-        raise ValueError("job_id must not be empty")
+    """A custom job id: a non-empty string, not integer-like (those are ours), without ':',
+    and not the name of a queue-level key (``keys.RESERVED_JOB_IDS``, e.g. "wait")."""
+    check_text(job_id, "job_id")
     if _INTEGER_LIKE.match(job_id):
         raise ValueError(
             f"job_id must not be integer-like (got {job_id!r}): those ids are generated"
         )
     if ":" in job_id:
         raise ValueError(f"job_id must not contain ':' (got {job_id!r})")
+    if job_id in RESERVED_JOB_IDS:
+        raise ValueError(
+            f"job_id must not be one of the queue's own key names (got {job_id!r}; "
+            f"reserved: {', '.join(sorted(RESERVED_JOB_IDS))})"
+        )
     return job_id
 
 
@@ -65,7 +137,7 @@ def normalize_keep(value: Any, name: str) -> bool | int | dict[str, int]:
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return check_int(value, name, 0)
+        return check_int(value, name, 0, MAX_COUNT)
     if isinstance(value, dict):
         unknown = set(value) - {"age", "count"}
         if unknown or not value:
@@ -79,7 +151,7 @@ def normalize_keep(value: Any, name: str) -> bool | int | dict[str, int]:
                 age = age.total_seconds()
             keep["age"] = to_ms(age, f"{name} age") // 1000
         if "count" in value:
-            keep["count"] = check_int(value["count"], f"{name} count", 0)
+            keep["count"] = check_int(value["count"], f"{name} count", 0, MAX_COUNT)
         return keep
     raise TypeError(f"{name} must be True, False, a count, or a dict with 'age' and/or 'count'")
 
@@ -114,17 +186,10 @@ def build_job(
     size_limit: int | None = None,
 ) -> dict[str, Any]:
     """Check every argument of ``Queue.add`` and return the job for the addJob script."""
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a string (got {type(name).__name__})")
-    if not name:
-        raise ValueError("name must not be empty")
+    check_text(name, "name")
     data_json = encode_json(data, "data")
-    if size_limit is not None:
-        check_int(size_limit, "size_limit", 1)
-        size = len(data_json.encode())
-        if size > size_limit:
-            raise ValueError(f"data is {size} bytes as JSON, over size_limit ({size_limit} bytes)")
-    check_int(attempts, "attempts", 1)
+    check_size(data_json, size_limit)
+    check_int(attempts, "attempts", 1, MAX_COUNT)
     delay_ms = to_ms(delay, "delay")
     if delay_ms > MAX_DELAY_MS:
         raise ValueError(f"delay must be at most 5 years (got {delay!r} seconds)")
@@ -169,15 +234,31 @@ def build_job(
     return spec
 
 
+def check_size(data_json: str, size_limit: int | None) -> None:
+    """Refuse data over ``size_limit`` bytes as JSON (by default ``DEFAULT_SIZE_LIMIT``)."""
+    if size_limit is not None:
+        check_int(size_limit, "size_limit", 1, MAX_SIZE_LIMIT)
+    limit = DEFAULT_SIZE_LIMIT if size_limit is None else size_limit
+    if len(data_json) <= limit:  # the text is ASCII (json.dumps escapes the rest): 1 byte each
+        return
+    size = len(data_json.encode())
+    if size > limit:
+        if size_limit is not None:
+            raise ValueError(f"data is {size} bytes as JSON, over size_limit ({size_limit} bytes)")
+        raise ValueError(
+            f"data is {size} bytes as JSON, over the default limit of {DEFAULT_SIZE_LIMIT} bytes "
+            f"(16 MiB); store big payloads elsewhere and pass a reference, or pass "
+            f"size_limit=<bytes> (at most {MAX_SIZE_LIMIT})"
+        )
+
+
 def check_deduplication(value: Any) -> dict[str, Any] | None:
     """``deduplication={"id": "...", "ttl": seconds}`` as BullMQ's ``de`` option (ttl in ms)."""
     if value is None:
         return None
     if not isinstance(value, dict) or "id" not in value or set(value) - {"id", "ttl"}:
         raise ValueError('deduplication must be a dict {"id": str, "ttl": seconds (optional)}')
-    dedup_id = value["id"]
-    if not isinstance(dedup_id, str) or not dedup_id:
-        raise ValueError(f"deduplication id must be a non-empty string (got {dedup_id!r})")
+    dedup_id = check_text(value["id"], "deduplication id")
     stored: dict[str, Any] = {"id": dedup_id}
     if value.get("ttl") is not None:
         ttl = to_ms(value["ttl"], "deduplication ttl")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from .connection import blocking_limit, check_cluster_prefix, resolve
 from .errors import JobFailedError, JobNotFoundError
 from .job import FINISHED_STATES, STATES, Job, _loads
 from .keys import LIST_STATES, QueueKeys
-from .options import build_job, check_int
+from .options import MAX_DELAY_MS, build_job, check_int, check_text
 from .schedule import check_repeat, next_run
 from .scripts import Scripts
 
@@ -32,11 +33,19 @@ _ADD_OPTIONS = frozenset(
 )
 
 
+#: At most this many jobs go into one addJob call of ``add_bulk`` ...
+BULK_BATCH_JOBS = 1000
+#: ... and about this many bytes of job text (data, options, name, id): one script call
+#: holds Redis for as long as it runs (200,000 jobs in one call blocked it for 4 s).
+BULK_BATCH_BYTES = 8 * 1024 * 1024
+
+
 def check_queue_name(name: Any) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"queue name must be a string (got {type(name).__name__})")
-    if not name:
-        raise ValueError("queue name must not be empty")
+    """A queue name: non-empty text without ':' (as BullMQ: "Queue name cannot contain :"),
+    so that no queue's keys lie inside another's, e.g. ``emails`` and ``emails:high``."""
+    check_text(name, "queue name")
+    if ":" in name:
+        raise ValueError(f"queue name must not contain ':' (got {name!r})")
     return name
 
 
@@ -64,7 +73,7 @@ class Queue:
         clock: Clock | None = None,
     ) -> None:
         self.name = check_queue_name(name)
-        self.prefix = prefix
+        self.prefix = check_text(prefix, "prefix")
         self.keys = QueueKeys(self.name, prefix)
         self.clock = clock or SystemClock()
         self.redis, self._owns_redis = resolve(connection)
@@ -93,39 +102,52 @@ class Queue:
         """Add a job; returns it. See ``add_bulk`` for many at once.
 
         Options: ``job_id``, ``attempts`` (runs in all, default 1), ``backoff``,
-        ``delay`` (seconds), ``priority`` (1 runs first, 0 = none), ``lifo``,
-        ``remove_on_complete``, ``remove_on_fail``, ``deduplication`` and
-        ``size_limit`` (bytes of data as JSON, as BullMQ's sizeLimit). A second
-        add with the same ``job_id`` (or deduplication id) returns the existing job.
+        ``delay`` (seconds, at most 5 years), ``priority`` (1 runs first, 0 = none),
+        ``lifo``, ``remove_on_complete``, ``remove_on_fail``, ``deduplication`` and
+        ``size_limit`` (bytes of data as JSON, as BullMQ's sizeLimit; without it,
+        ``DEFAULT_SIZE_LIMIT``, 16 MiB). ``data`` may nest at most ``MAX_DATA_DEPTH``
+        (100) levels. A second add with the same ``job_id`` (or deduplication id)
+        returns the existing job, read back from Redis; if that job was removed in
+        between (it finished, with ``remove_on_complete``), the Job returned carries
+        your arguments and the existing id, as BullMQ's ``add`` always does.
         ``repeat={"pattern": "0 8 * * *", "tz": ...}`` or ``{"every": seconds}``
         makes a job scheduler (its id: ``job_id``, else the name; adding it again
-        replaces it) and returns the job of its first run.
+        replaces it) and returns the job of its first run; a schedule that has
+        already ended (``end_date`` before its next run) raises ``ValueError``.
+        Bad input raises ``ValueError``/``TypeError`` naming the argument, and
+        nothing is written.
         """
         if repeat is not None:
             scheduler_id = options.pop("job_id", None) or name
             job = await self.upsert_job_scheduler(
                 scheduler_id, repeat, name=name, data=data, opts=options
             )
-            assert job is not None
+            if job is None:
+                raise ValueError(
+                    "repeat: the schedule has already ended (end_date is before its next "
+                    "run), so no job was added; upsert_job_scheduler returns None instead"
+                )
             return job
         (job,) = await self.add_bulk([{"name": name, "data": data, **options}])
         return job
 
     async def add_bulk(self, jobs: list[dict[str, Any]]) -> list[Job]:
-        """Add many jobs in one round trip: ``[{"name": ..., "data": ..., **options}, ...]``."""
+        """Add many jobs: ``[{"name": ..., "data": ..., **options}, ...]``, as ``add`` does.
+
+        Every job is checked before anything is written: one bad job raises and adds
+        none. The jobs then go to Redis in batches of up to ``BULK_BATCH_JOBS`` (1,000)
+        jobs, one script call each, so a huge list never holds Redis for long. Each
+        batch is atomic, the whole list is not: if Redis fails half-way, the first
+        batches stay added.
+        """
         if not isinstance(jobs, list):
             raise TypeError(f"jobs must be a list of dicts (got {type(jobs).__name__})")
         built = [self._build(index, entry) for index, entry in enumerate(jobs)]
-        if not built:
-            return []
-        now = self.clock.now()
-        results = await self.scripts.add_jobs(now, built)
-        added = []
-        for spec, (job_id, is_new) in zip(built, results, strict=True):
-            if is_new:
-                added.append(self._job_as_added(job_id, spec, now))
-            else:
-                added.append(await self.get_job(job_id) or self._job_as_added(job_id, spec, now))
+        added: list[Job] = []
+        for batch in _batches(built):
+            now = self.clock.now()
+            results = await self.scripts.add_jobs(now, batch)
+            added.extend(await self._jobs_as_added(batch, results, now))
         return added
 
     @staticmethod
@@ -139,6 +161,28 @@ class Queue:
             )
         options = {key: value for key, value in entry.items() if key not in ("name", "data")}
         return build_job(entry["name"], entry.get("data"), **options)
+
+    async def _jobs_as_added(
+        self, specs: list[dict[str, Any]], results: list[tuple[str, bool]], now: int
+    ) -> list[Job]:
+        """The Jobs of one batch: new ones from the arguments, existing ones read back
+        (all in one round trip)."""
+        existing = [job_id for job_id, is_new in results if not is_new]
+        raws: list[dict[str, str]] = []
+        if existing:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in existing:
+                    pipe.hgetall(self.keys.job(job_id))
+                raws = await pipe.execute()
+        found = iter(raws)
+        jobs = []
+        for spec, (job_id, is_new) in zip(specs, results, strict=True):
+            raw = None if is_new else next(found)
+            if raw:
+                jobs.append(Job.from_hash(job_id, raw, self))
+            else:
+                jobs.append(self._job_as_added(job_id, spec, now))
+        return jobs
 
     def _job_as_added(self, job_id: str, spec: dict[str, Any], now: int) -> Job:
         return Job(
@@ -300,8 +344,7 @@ class Queue:
         ``immediately``. ``opts`` are ``add`` options for every run (attempts,
         backoff, ...). Returns the job of the next run (None if the schedule is over).
         """
-        if not isinstance(scheduler_id, str) or not scheduler_id:
-            raise ValueError(f"scheduler_id must be a non-empty string (got {scheduler_id!r})")
+        check_text(scheduler_id, "scheduler_id")
         stored = check_repeat(repeat)
         options = dict(opts or {})
         for forbidden in ("job_id", "delay", "repeat", "deduplication"):
@@ -310,8 +353,10 @@ class Queue:
         template = self._build(0, {"name": name or scheduler_id, "data": data, **options})
         now = self.clock.now()
         first = next_run(stored, now)
-        if first is None:
+        if first is None:  # as BullMQ: an ended schedule adds nothing and changes nothing
             return None
+        if first - now > MAX_DELAY_MS:
+            raise ValueError("repeat start_date must be at most 5 years ahead (as delay)")
         fields = {
             "name": template["name"],
             "data": template["data"],
@@ -321,7 +366,11 @@ class Queue:
         if "every" in stored:  # BullMQ's phase of the slots, read when it catches up
             fields["offset"] = str(first % stored["every"])
         job_id, _ = await self.scripts.add_job_scheduler(now, scheduler_id, first, fields)
-        return await self.get_job(job_id)
+        job = await self.get_job(job_id)
+        if job is None:  # already run and removed (remove_on_complete): say what was added
+            template["delay"] = max(first - now, 0)
+            job = self._job_as_added(job_id, template, now)
+        return job
 
     async def get_job_schedulers(self) -> list[dict[str, Any]]:
         """Every job scheduler, soonest first: id, name, next run (ms), schedule, runs so far."""
@@ -417,6 +466,22 @@ class Queue:
         while batch := await self.scripts.move_jobs_to_wait(state, 1000, reset_attempts):
             moved += batch
         return moved
+
+
+def _batches(specs: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Split built jobs into addJob calls of at most BULK_BATCH_JOBS jobs and, unless one
+    job alone is bigger, about BULK_BATCH_BYTES of text."""
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for spec in specs:
+        weight = len(spec["data"]) + len(spec["opts"]) + len(spec["name"]) + len(spec["id"])
+        if batch and (len(batch) >= BULK_BATCH_JOBS or size + weight > BULK_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(spec)
+        size += weight
+    if batch:
+        yield batch
 
 
 def _settle(job_id: str, state: str, returnvalue: str | None, failed_reason: str | None) -> Any:

@@ -10,12 +10,21 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
+from .backoff import MAX_DELAY_MS
 from .clock import to_ms
-from .options import check_int
+from .options import MAX_COUNT, check_int, check_text
 
 _REPEAT_KEYS = {"pattern", "every", "tz", "limit", "start_date", "end_date", "immediately"}
+
+#: The latest date a schedule may name: the end of year 9999, as for a ``datetime``.
+MAX_EPOCH_MS = 253_402_300_799_999
+
+#: Where ``check_repeat`` looks for a cron pattern's first time: a cron pattern repeats
+#: at least every 400 years (the Gregorian cycle), so if it has any time, it has one
+#: soon after any start.
+_CRON_PROBE_START = datetime(2000, 1, 1)
 
 
 def _epoch_ms(value: Any, name: str) -> int:
@@ -23,9 +32,27 @@ def _epoch_ms(value: Any, name: str) -> int:
         if value.tzinfo is None:
             raise ValueError(f"{name} must be a timezone-aware datetime")
         return int(value.timestamp() * 1000)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value * 1000)
-    raise TypeError(f"{name} must be an aware datetime or epoch seconds (got {value!r})")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an aware datetime or epoch seconds (got {value!r})")
+    if not 0 <= value <= MAX_EPOCH_MS / 1000:  # also refuses NaN
+        raise ValueError(
+            f"{name} must be epoch seconds between 0 and {MAX_EPOCH_MS // 1000} "
+            f"(the end of year 9999) (got {value!r})"
+        )
+    return int(value * 1000)
+
+
+def _check_pattern(pattern: Any) -> str:
+    if not isinstance(pattern, str) or not croniter.is_valid(pattern, second_at_beginning=True):
+        raise ValueError(f"repeat pattern is not a valid cron pattern: {pattern!r}")
+    check_text(pattern, "repeat pattern")
+    try:
+        croniter(pattern, _CRON_PROBE_START, second_at_beginning=True).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(
+            f"repeat pattern {pattern!r} never fires: no date matches it (e.g. 31 February)"
+        ) from None
+    return pattern
 
 
 def check_repeat(repeat: Any) -> dict[str, Any]:
@@ -41,14 +68,13 @@ def check_repeat(repeat: Any) -> dict[str, Any]:
         raise ValueError("repeat needs exactly one of 'pattern' (cron) or 'every' (seconds)")
     stored: dict[str, Any] = {}
     if "pattern" in repeat:
-        pattern = repeat["pattern"]
-        if not isinstance(pattern, str) or not croniter.is_valid(pattern, second_at_beginning=True):
-            raise ValueError(f"repeat pattern is not a valid cron pattern: {pattern!r}")
-        stored["pattern"] = pattern
+        stored["pattern"] = _check_pattern(repeat["pattern"])
     else:
         every = to_ms(repeat["every"], "repeat every")
         if every <= 0:
             raise ValueError(f"repeat every must be > 0 seconds (got {repeat['every']!r})")
+        if every > MAX_DELAY_MS:
+            raise ValueError(f"repeat every must be at most 5 years (got {repeat['every']!r})")
         stored["every"] = every
     if "tz" in repeat:
         try:
@@ -57,7 +83,7 @@ def check_repeat(repeat: Any) -> dict[str, Any]:
             raise ValueError(f"repeat tz is not a known time zone: {repeat['tz']!r}") from None
         stored["tz"] = repeat["tz"]
     if "limit" in repeat:
-        stored["limit"] = check_int(repeat["limit"], "repeat limit", 1)
+        stored["limit"] = check_int(repeat["limit"], "repeat limit", 1, MAX_COUNT)
     for key, stored_key in (("start_date", "startDate"), ("end_date", "endDate")):
         if key in repeat:
             stored[stored_key] = _epoch_ms(repeat[key], f"repeat {key}")

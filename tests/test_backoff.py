@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minibull
-from minibull.backoff import backoff_delay, backoff_schedule
+from minibull.backoff import MAX_DELAY_MS, backoff_delay, backoff_schedule
 from tests.conftest import START_MS
 
 
@@ -38,6 +38,26 @@ def test_jitter_stays_between_delay_times_one_minus_jitter_and_delay(
         {"type": kind, "delay": delay, "jitter": jitter}, attempt, random.Random(seed)
     )
     assert full * (1 - jitter) - 1 <= jittered <= full
+
+
+@given(
+    kind=st.sampled_from(["fixed", "exponential"]),
+    delay=st.integers(-(10**30), 10**30) | st.floats(-1e300, 1e300),
+    attempt=st.integers(0, 10**6),
+    jitter=st.floats(0, 1),
+)
+def test_a_backoff_delay_is_never_more_than_5_years(kind, delay, attempt, jitter):
+    # Stored options may come from another client (BullMQ accepts any delay); before, an
+    # exponential delay of 1e20 ms put a retry 10^15 days away, and attempt 10^6 made a
+    # 300,000-digit integer.
+    stored = {"type": kind, "delay": delay, "jitter": jitter}
+    assert 0 <= backoff_delay(stored, attempt, random.Random(0)) <= MAX_DELAY_MS
+
+
+def test_huge_backoff_options_are_capped_at_5_years():
+    assert backoff_delay({"type": "exponential", "delay": 10**20}, 1) == MAX_DELAY_MS
+    assert backoff_delay({"type": "exponential", "delay": 1000}, 10**9) == MAX_DELAY_MS
+    assert backoff_delay({"type": "fixed", "delay": 10**20}, 3) == MAX_DELAY_MS
 
 
 def test_custom_types_are_left_to_the_worker():
