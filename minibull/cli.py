@@ -6,7 +6,11 @@
     minibull retry emails
     minibull server --port 6390        # a shared fakeredis server, nothing installed
 
-Every command talks to ``--redis URL`` or ``MINIBULL_REDIS_URL``.
+Every command talks to ``--redis URL`` or ``MINIBULL_REDIS_URL`` (prefer the variable
+when the URL holds a password: a command line is visible to every local user).
+Exit codes: 0 done, 1 Redis unreachable (or the server's port unavailable), 2 bad
+usage, 3 a worker forced to close (second signal), 4 a worker that stopped on an
+error it cannot get past.
 """
 
 from __future__ import annotations
@@ -14,14 +18,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import logging
 import os
+import re
 import signal
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
 
+from redis.connection import parse_url
 from redis.exceptions import RedisError
 
 from .connection import connect, redis_url
@@ -29,7 +37,15 @@ from .job import STATES
 from .queue import Queue
 from .worker import Worker
 
-EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_FORCED = 0, 1, 2, 3
+EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_FORCED, EXIT_FAILED = 0, 1, 2, 3, 4
+
+#: A second signal within this many seconds of the first is the same request: a signal
+#: to the process group reaches a sandboxed worker's children too, and they pass it on.
+SIGNAL_DEBOUNCE = 1.0
+
+SERVER_PASSWORD_VAR = "MINIBULL_SERVER_PASSWORD"
+
+logger = logging.getLogger("minibull.cli")
 
 
 class CommandError(Exception):
@@ -40,26 +56,76 @@ class CommandError(Exception):
         self.code = code
 
 
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """The URL with its password (if any) hidden, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL with its password (if any) hidden, for messages and logs.
+
+    Covers ``user:password@``, a password that holds ``/``, ``#`` or ``@`` without
+    percent-encoding (everything up to the last ``@`` is the user part), and
+    ``?password=``. A URL odd enough to fool this loses more than the password.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        userinfo, _, rest = rest.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        rest = f"{userinfo}@{rest}"
+    return _QUERY_PASSWORD.sub(r"\1***", f"{scheme}{sep}{rest}")
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password texts in ``url`` (as written and decoded), longest first."""
+    found: list[str] = []
+    _, _, rest = url.partition("://")
+    if "@" in rest:
+        userinfo = rest.rpartition("@")[0]
+        if ":" in userinfo:
+            found.append(userinfo.split(":", 1)[1])
+    found += [match[1] for match in re.finditer(r"[?&]password=([^&#]*)", url, re.IGNORECASE)]
+    found += [unquote(text) for text in found]
+    return sorted({text for text in found if text}, key=len, reverse=True)
+
+
+def scrub(text: str, url: str | None) -> str:
+    """``text`` (an error message, say) with the passwords of ``url`` hidden."""
+    for secret in url_secrets(url) if url else []:
+        text = text.replace(secret, "***")
+    return text
+
+
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def printable(text: object) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\n``...), safe for a terminal."""
+    return "".join(
+        char.encode("unicode_escape", "backslashreplace").decode("ascii")
+        if unicodedata.category(char) in _UNPRINTABLE
+        else char
+        for char in str(text)
+    )
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines whose message cannot move the cursor or fake another line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 def load_processor(path: str) -> Callable[..., Any]:
-    """Import ``package.module:function`` (the current directory is importable too)."""
+    """Import ``package.module:function`` (the current directory is importable too, last:
+    a stray ``redis.py`` there does not shadow the real package)."""
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
         raise CommandError(
             f"--processor must look like package.module:function (got {path!r})", EXIT_USAGE
         )
     if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
@@ -78,6 +144,14 @@ def server_url(args: argparse.Namespace) -> str:
             "set MINIBULL_REDIS_URL, or start a shared one with `minibull server`.",
             EXIT_USAGE,
         )
+    try:
+        parse_url(url)
+    except ValueError:  # not redis-py's message: it may quote part of the password
+        raise CommandError(
+            f"cannot read the Redis URL {redact(url)}: check the port and database, and "
+            "percent-encode '/', '#', '@' or ':' in a password (e.g. '#' as %23)",
+            EXIT_USAGE,
+        ) from None
     return url
 
 
@@ -86,7 +160,9 @@ async def check_reachable(url: str) -> None:
     try:
         await asyncio.wait_for(client.ping(), 5)
     except (RedisError, OSError, asyncio.TimeoutError) as exc:
-        raise CommandError(f"cannot reach Redis at {redact(url)}: {exc}", EXIT_UNREACHABLE) from exc
+        raise CommandError(
+            f"cannot reach Redis at {redact(url)}: {scrub(str(exc), url)}", EXIT_UNREACHABLE
+        ) from exc
     finally:
         await client.aclose()
 
@@ -106,36 +182,81 @@ async def run_worker(args: argparse.Namespace) -> int:
         max_stalled_count=args.max_stalled_count,
         sandboxed=args.sandboxed,
     )
-    signals_seen = 0
-
-    def on_signal() -> None:
-        nonlocal signals_seen
-        signals_seen += 1
-        force = signals_seen > 1
-        print(
-            "minibull worker: "
-            + (
-                "forcing close"
-                if force
-                else "closing after the running jobs (signal again to force)"
-            ),
-            file=sys.stderr,
-            flush=True,
-        )
-        asyncio.ensure_future(worker.close(force=force))
-
+    log_stalled_jobs(worker)
+    signals = SignalCounter(worker, args.shutdown_timeout)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    print(
-        f"minibull worker: queue {args.queue!r} on {redact(url)}, processor {args.processor}, "
-        f"concurrency {args.concurrency}, pid {os.getpid()}",
-        file=sys.stderr,
-        flush=True,
+        loop.add_signal_handler(sig, signals.on_signal)
+    say(
+        f"queue {args.queue!r} on {redact(url)}, processor {args.processor}, "
+        f"concurrency {args.concurrency}, pid {os.getpid()}"
     )
-    await worker.run()
-    print("minibull worker: closed", file=sys.stderr, flush=True)
-    return EXIT_FORCED if signals_seen > 1 else EXIT_OK
+    try:
+        await worker.run()
+        for closing in signals.closing:
+            await closing  # a close that failed says why here
+    except Exception as exc:
+        say(f"stopped on an error: {type(exc).__name__}: {printable(scrub(str(exc), url))}")
+        return EXIT_FAILED
+    say("closed")
+    return EXIT_FORCED if signals.forced else EXIT_OK
+
+
+def say(message: str) -> None:
+    """One line of the worker's own, on stderr."""
+    print(f"minibull worker: {message}", file=sys.stderr, flush=True)
+
+
+class SignalCounter:
+    """SIGINT/SIGTERM: the first closes the worker gracefully, a second one forces it."""
+
+    def __init__(self, worker: Worker, shutdown_timeout: float) -> None:
+        self.worker = worker
+        self.shutdown_timeout = shutdown_timeout
+        self.forced = False
+        self.closing: list[asyncio.Future[None]] = []
+        self._first: float | None = None
+
+    def on_signal(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._first is None:
+            self._first = now
+            say(
+                "closing after the running jobs (at most "
+                f"{self.shutdown_timeout:g} s; signal again to force)"
+            )
+            self._close(force=False)
+        elif now - self._first >= SIGNAL_DEBOUNCE and not self.forced:
+            self.forced = True
+            say("forcing close")
+            self._close(force=True)
+
+    def _close(self, force: bool) -> None:
+        options: dict[str, Any] = {"force": force}
+        # TODO(helper B): Worker.close(timeout=...) is being added; until then no deadline.
+        if not force and "timeout" in inspect.signature(self.worker.close).parameters:
+            options["timeout"] = self.shutdown_timeout
+        self.closing.append(asyncio.ensure_future(self.worker.close(**options)))
+
+
+def log_stalled_jobs(worker: Worker) -> None:
+    """Log stalled recoveries, and jobs failed for stalling too often."""
+
+    def on_stalled(job_id: str, *_: Any) -> None:
+        logger.warning(
+            "job %s stalled (its worker stopped renewing its lock): back to waiting", job_id
+        )
+
+    def on_failed(job: Any, error: BaseException, *_: Any) -> None:
+        if getattr(job, "deferred_failure", None):
+            logger.warning(
+                "job %s failed: %s (raise --max-stalled-count to allow more recoveries)",
+                job.id,
+                job.deferred_failure,
+            )
+
+    worker.on("stalled", on_stalled)
+    worker.on("failed", on_failed)
 
 
 async def show_status(args: argparse.Namespace) -> int:
@@ -156,8 +277,11 @@ async def list_jobs(args: argparse.Namespace) -> int:
     async with Queue(args.queue, url, prefix=args.prefix) as queue:
         jobs = await queue.get_jobs(args.state, 0, args.limit - 1)
     for job in jobs:
-        reason = f"  {job.failed_reason}" if job.failed_reason else ""
-        print(f"{job.id}\t{job.name}\tattempts {job.attempts_made}/{job.attempts}{reason}")
+        reason = f"  {printable(job.failed_reason)}" if job.failed_reason else ""
+        print(
+            f"{printable(job.id)}\t{printable(job.name)}\t"
+            f"attempts {job.attempts_made}/{job.attempts}{reason}"
+        )
     if not jobs:
         print(f"no {args.state} jobs in {args.queue!r}")
     return EXIT_OK
@@ -175,9 +299,15 @@ async def retry_failed(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     from .processes import SharedServer
 
-    server = SharedServer(args.host, args.port)
-    url = server.start()
-    print(f"minibull server: fakeredis on {url} (Ctrl-C to stop)", flush=True)
+    password = args.password or os.environ.get(SERVER_PASSWORD_VAR) or None
+    server = SharedServer(args.host, args.port, password=password)
+    try:
+        url = server.start()
+    except OSError as exc:
+        raise CommandError(
+            f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}", EXIT_UNREACHABLE
+        ) from None
+    print(f"minibull server: fakeredis on {redact(url)} (Ctrl-C to stop)", flush=True)
     stop = asyncio.Event()
 
     async def wait() -> None:
@@ -191,6 +321,21 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         server.close()
     return EXIT_OK
+
+
+def at_least(minimum: float, kind: type = int) -> Callable[[str], Any]:
+    """An argparse type: a number >= ``minimum``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value >= minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum:g} (got {text})")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,22 +361,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="times a job may be recovered from a dead worker before it fails (default: 1)",
     )
     worker.add_argument("--sandboxed", action="store_true", help="run jobs in child processes")
+    worker.add_argument(
+        "--shutdown-timeout",
+        type=at_least(0, float),
+        default=30.0,
+        help="seconds a graceful close waits for running jobs; those still running are left "
+        "to the stalled check (default: 30, a container's usual grace period)",
+    )
     queue_command("status", "job counts per state")
     jobs = queue_command("jobs", "list jobs in a state")
     jobs.add_argument("--state", default="failed", choices=STATES)
-    jobs.add_argument("--limit", type=int, default=20)
+    jobs.add_argument("--limit", type=at_least(1), default=20, help="at most this many jobs")
     retry = queue_command("retry", "move failed (or completed) jobs back to waiting")
     retry.add_argument("--state", default="failed", choices=("failed", "completed"))
     server = commands.add_parser("server", help="a shared fakeredis server (nothing installed)")
-    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1); any other needs a password",
+    )
     server.add_argument("--port", type=int, default=6390)
+    server.add_argument(
+        "--password",
+        help=f"clients must AUTH with it (or set {SERVER_PASSWORD_VAR}: a command line is "
+        "visible to every local user)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``minibull`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     runners = {
         "worker": run_worker,
         "status": show_status,
@@ -248,3 +411,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # a bad option value, e.g. --concurrency 0
         print(f"minibull: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SystemExit as exc:  # sys.exit() in a processor: the worker cannot go on
+        say(f"stopped: a processor called sys.exit({exc.code!r})")
+        return EXIT_FAILED

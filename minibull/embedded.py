@@ -9,23 +9,34 @@ once, checks globals once per script, and leaves garbage collection to Lua.
 
 If a future fakeredis changes the internals this leans on, ``fast_scripts_supported``
 turns False and the embedded server runs fakeredis unchanged (only slower).
+
+Every server made here runs Lua in a sandbox (``sandbox_lua``): fakeredis's runtime
+comes from lupa with Python (``python.eval``), ``os`` and ``io`` reachable, so on a
+TCP server anyone who can connect could run code as this user.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
-from fakeredis._clients._async import FakeAsyncRedisConnection, FakeReader, FakeWriter
-from fakeredis._socket import AsyncFakeSocket
+
+log = logging.getLogger(__name__)
 
 try:  # fakeredis internals: checked here so a change only costs speed
     from fakeredis import _msgs as msgs
+    from fakeredis._clients._async import FakeAsyncRedisConnection, FakeReader, FakeWriter
     from fakeredis._commands import COMMANDS_WITH_SUB
     from fakeredis._helpers import SimpleError, decode_command_bytes
+    from fakeredis._socket import AsyncFakeSocket
     from fakeredis.commands_mixins import scripting_mixin as _scripting
 
+    _ScriptError: type[Exception] = SimpleError
     _check_globals = _scripting._check_for_lua_globals
     _LuaError = _scripting.LUA_MODULE.LuaError
     fast_scripts_supported = all(
@@ -45,6 +56,95 @@ try:  # fakeredis internals: checked here so a change only costs speed
     )
 except (ImportError, AttributeError):  # pragma: no cover - depends on the fakeredis release
     fast_scripts_supported = False
+    _ScriptError = AttributeError
+    # Bases for the class statements below, which are then never used.
+    AsyncFakeSocket = FakeAsyncRedisConnection = object  # type: ignore[assignment,misc]
+
+#: Lua globals a script must not reach: Python, the OS, files, and loading code
+#: (Redis's own Lua has none of them but loadstring, which scripts never need).
+UNSAFE_LUA_GLOBALS = (
+    "python", "os", "io", "debug", "require", "package", "module",
+    "loadstring", "load", "dofile", "loadfile",
+)  # fmt: skip
+
+# Removes the unsafe globals and hides the metatable of Python objects, then lists what a
+# script can still reach (empty: sandboxed). The pcalls try lupa's attribute access on the
+# Python objects fakeredis hands to Lua: ``redis.call.__globals__`` would lead to ``os``.
+_SANDBOX_SCRIPT = f"""
+local names = {{{", ".join(f"'{name}'" for name in UNSAFE_LUA_GLOBALS)}}}
+for _, name in ipairs(names) do rawset(_G, name, nil) end
+local bridge = getmetatable(redis.call)  -- lupa's metatable of every Python object
+if type(bridge) == 'table' then bridge.__metatable = false end
+local reachable = {{}}
+for _, name in ipairs(names) do
+  if rawget(_G, name) ~= nil then table.insert(reachable, name) end
+end
+if pcall(function() return redis.call.__globals__ end) then
+  table.insert(reachable, 'redis.call.__globals__')
+end
+if pcall(function() return cjson.null.__class__ end) then
+  table.insert(reachable, 'cjson.null.__class__')
+end
+return reachable
+"""
+
+_runtime_lock = threading.Lock()
+
+
+def _refuse_attribute(obj: object, name: object, *value: object) -> None:
+    if isinstance(name, bytes):
+        name = name.decode(errors="replace")
+    message = f"ERR Lua scripts cannot reach Python attributes (asked for {name!r})"
+    # SimpleError: the script fails with this reply, as with a failing redis.call.
+    raise _ScriptError(message)
+
+
+class _RestrictedLua:
+    """fakeredis's Lua module, but its LuaRuntime has no Python bridge."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def LuaRuntime(self, **kwargs: Any) -> Any:  # noqa: N802 - the name fakeredis calls
+        return self._module.LuaRuntime(
+            **kwargs,
+            register_eval=False,
+            register_builtins=False,
+            attribute_handlers=(_refuse_attribute, _refuse_attribute),
+        )
+
+
+@contextlib.contextmanager
+def _restricted_runtimes() -> Iterator[None]:
+    """While inside, a server that makes its Lua runtime gets a restricted one."""
+    module = getattr(globals().get("_scripting"), "LUA_MODULE", None)
+    with _runtime_lock:
+        if module is None:  # pragma: no cover - a fakeredis without this internal
+            yield
+            return
+        _scripting.LUA_MODULE = _RestrictedLua(module)
+        try:
+            yield
+        finally:
+            _scripting.LUA_MODULE = module
+
+
+def sandbox_lua(server: fakeredis.FakeServer) -> list[str]:
+    """Run ``server``'s scripts without Python, ``os``, ``io`` or code loading.
+
+    Call it before the server runs its first script (its Lua runtime is made then).
+    Returns what a script can still reach: empty when the sandbox holds.
+    """
+    client = fakeredis.FakeRedis(server=server)
+    try:
+        with _restricted_runtimes():
+            reachable = client.eval(_SANDBOX_SCRIPT, 0)
+    finally:
+        client.close()
+    return [name.decode() if isinstance(name, bytes) else str(name) for name in reachable]
 
 
 class ScriptCachingSocket(AsyncFakeSocket):
@@ -132,10 +232,15 @@ _server: fakeredis.FakeServer | None = None
 
 
 def embedded_server() -> fakeredis.FakeServer:
-    """The process-wide in-process Redis server, created on first use."""
+    """The process-wide in-process Redis server, created on first use (Lua sandboxed)."""
     global _server
     if _server is None:
-        _server = fakeredis.FakeServer()
+        server = fakeredis.FakeServer()
+        reachable = sandbox_lua(server)
+        if reachable:  # pragma: no cover - depends on the fakeredis release
+            # Only code in this process can reach this server: a warning, not a refusal.
+            log.warning("the embedded server's Lua can still reach %s", ", ".join(reachable))
+        _server = server
     return _server
 
 

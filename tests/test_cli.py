@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 import minibull
+from minibull import cli as cli_module
 from minibull.cli import redact
-from minibull.processes import WorkerProcess, start_workers, stop_workers
+from minibull.processes import SharedServer, WorkerProcess, start_workers, stop_workers
 from tests.conftest import wait_for
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -32,6 +36,119 @@ def test_redact_hides_passwords():
     assert redact("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
     assert redact("rediss://:s3cret@host/1") == "rediss://:***@host/1"
     assert redact("redis://host:6379/0") == "redis://host:6379/0"
+    # A query password, and passwords that are not percent-encoded.
+    assert redact("redis://host:6379/0?password=s3cret") == "redis://host:6379/0?password=***"
+    assert redact("redis://h/0?db=1&PASSWORD=s3cret&x=1") == "redis://h/0?db=1&PASSWORD=***&x=1"
+    assert redact("redis://:s3c#r/e@t@host:6379/0") == "redis://:***@host:6379/0"
+    assert redact("redis://u:s3c/ret@host/0?password=s3cret") == "redis://u:***@host/0?password=***"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:1/0?password=s3cretPW",
+        "redis://:s3c#retPW@127.0.0.1:1/0",
+        "redis://:s3c/retPW@127.0.0.1:1/0",
+        "redis://:s3c%23retPW@127.0.0.1:1/0",
+    ],
+)
+def test_no_part_of_a_password_is_printed(url):
+    result = cli("status", "q", "--redis", url)
+    assert result.returncode in (1, 2), result.stderr
+    shown = result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1, shown
+    assert "s3c" not in shown and "retPW" not in shown, shown
+
+
+class FakeWorker:
+    """Stands in for Worker in ``minibull worker``: runs ``behaviour``, records close calls."""
+
+    closes: list[dict] = []
+    behaviour = None
+
+    def __init__(self, *args, **kwargs):
+        self.listeners = {}
+
+    def on(self, event, callback):
+        self.listeners[event] = callback
+
+    async def run(self):
+        await type(self).behaviour(self)
+
+    async def close(self, force=False, timeout=None):
+        type(self).closes.append({"force": force, "timeout": timeout})
+        self.closed.set()
+
+
+@pytest.fixture
+def fake_worker(monkeypatch):
+    async def reachable(url):
+        return None
+
+    monkeypatch.setattr(cli_module, "Worker", FakeWorker)
+    monkeypatch.setattr(cli_module, "check_reachable", reachable)
+    FakeWorker.closes = []
+    return FakeWorker
+
+
+def run_fake_worker(*args: str) -> int:
+    return cli_module.main(
+        ["worker", "q", "--processor", "minibull.examples:noop", "--redis", URL_WITH_PW, *args]
+    )
+
+
+URL_WITH_PW = "redis://:pw-s3cret@127.0.0.1:1/0"
+
+
+def test_a_worker_that_cannot_go_on_exits_4_naming_the_cause(fake_worker, capsys):
+    async def broken(worker):
+        raise RuntimeError("NOPERM no permissions (pw-s3cret)")
+
+    fake_worker.behaviour = broken
+    assert run_fake_worker() == cli_module.EXIT_FAILED == 4
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "stopped" in line]
+    assert lines == [
+        "minibull worker: stopped on an error: RuntimeError: NOPERM no permissions (***)"
+    ]
+
+
+def test_sys_exit_in_a_processor_is_not_a_forced_close(fake_worker, capsys):
+    async def exits(worker):
+        raise SystemExit(3)
+
+    fake_worker.behaviour = exits
+    assert run_fake_worker() == 4
+    assert "a processor called sys.exit(3)" in capsys.readouterr().err
+
+
+def test_sigterm_closes_with_the_shutdown_timeout_and_a_burst_of_signals_is_one(fake_worker):
+    async def until_closed(worker):
+        worker.closed = asyncio.Event()
+        for _ in range(3):  # a group signal, passed on by a sandboxed worker's children
+            os.kill(os.getpid(), signal.SIGTERM)
+        await worker.closed.wait()
+        await asyncio.sleep(0.05)  # any other signal would be handled by now
+
+    fake_worker.behaviour = until_closed
+    assert run_fake_worker("--shutdown-timeout", "12.5") == 0
+    assert fake_worker.closes == [{"force": False, "timeout": 12.5}]
+
+
+@pytest.mark.parametrize("value", ["-1", "soon"])
+def test_a_bad_shutdown_timeout_is_refused(value):
+    result = cli(
+        "worker", "q", "--processor", "minibull.examples:noop", "--shutdown-timeout", value
+    )
+    assert result.returncode == 2 and "--shutdown-timeout" in result.stderr
+
+
+def test_the_working_directory_comes_last_on_sys_path(tmp_path, monkeypatch):
+    (tmp_path / "my_jobs.py").write_text("def run(job):\n    return 1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert cli_module.load_processor("my_jobs:run")(None) == 1
+    assert sys.path[-1] == str(tmp_path)  # a stray redis.py there shadows nothing
 
 
 def test_clear_errors_and_exit_codes():
@@ -64,6 +181,8 @@ async def test_status_jobs_and_retry(shared_redis_url, prefix):
         assert "failed" in status.stdout and "completed" in status.stdout
         failed = cli("jobs", "q", "--state", "failed", *base)
         assert failed.returncode == 0 and "smtp down" in failed.stdout
+        none = cli("jobs", "q", "--state", "failed", "--limit", "0", *base)
+        assert none.returncode == 2 and "--limit: must be >= 1" in none.stderr
         retried = cli("retry", "q", *base)
         assert retried.returncode == 0 and "moved" in retried.stdout
         assert (await queue.get_job_counts("failed"))["failed"] == 0
@@ -146,6 +265,7 @@ async def test_sigkill_and_a_surviving_process_recovers_the_job(shared_redis_url
         ) as survivor:
             result = await job.wait_until_finished(timeout=30)
             assert result == {"pid": survivor.pid}
+        assert f"job {job.id} stalled (its worker stopped renewing its lock)" in survivor.log()
         job = await queue.get_job(job.id)
         assert (job.stalled_counter, job.attempts_made) == (1, 1)
         await queue.obliterate(force=True)
@@ -159,7 +279,52 @@ async def test_max_stalled_count_flag_decides_when_a_recovered_job_fails(shared_
         strict = (*FAST, "--max-stalled-count", "0")
         with WorkerProcess(
             "q", "minibull.examples:whoami", url=shared_redis_url, prefix=prefix, args=strict
-        ):
+        ) as survivor:
             with pytest.raises(minibull.JobFailedError, match="stalled more than"):
                 await job.wait_until_finished(timeout=30)
+        assert f"job {job.id} failed: job stalled more than allowable limit" in survivor.log()
         await queue.obliterate(force=True)
+
+
+async def test_jobs_escapes_terminal_control_characters(shared_redis_url, prefix):
+    evil = "evil\x1b[31mRED\x1b[0m\nfake-job-line\u202e"
+    async with minibull.Queue("q", shared_redis_url, prefix=prefix) as queue:
+        await queue.add(evil, {})
+        listed = cli(
+            "jobs", "q", "--state", "waiting", "--redis", shared_redis_url, "--prefix", prefix
+        )
+        await queue.obliterate(force=True)
+    assert listed.returncode == 0, listed.stderr
+    assert "\x1b" not in listed.stdout and listed.stdout.count("\n") == 1, listed.stdout
+    assert "evil\\x1b[31mRED\\x1b[0m\\nfake-job-line\\u202e" in listed.stdout
+
+
+def test_printable_log_lines():
+    formatter = cli_module.PrintableFormatter("%(message)s")
+    record = logging.LogRecord("w", logging.WARNING, __file__, 1, "job %s", ("a\nb\x1b[2J",), None)
+    assert formatter.format(record) == "job a\\nb\\x1b[2J"
+
+
+def worker_log_files() -> set[str]:
+    return {
+        name for name in os.listdir(tempfile.gettempdir()) if name.startswith("minibull-worker")
+    }
+
+
+async def test_worker_processes_get_the_url_from_the_environment_and_leave_no_files():
+    before = worker_log_files()
+    with SharedServer(password="s3cret-in-ps") as url:
+        worker = WorkerProcess("q", "minibull.examples:noop", url=url).start()
+        try:
+            await wait_for(lambda: "minibull worker: queue" in worker.log(), timeout=30)
+            with open(f"/proc/{worker.pid}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+            with open(f"/proc/{worker.pid}/environ", "rb") as environ:
+                env = environ.read().split(b"\0")
+        finally:
+            code = await asyncio.to_thread(worker.stop)
+    assert code == 0, worker.log()
+    assert not any(b"s3cret" in arg for arg in argv), argv
+    assert f"MINIBULL_REDIS_URL={url}".encode() in env
+    assert "s3cret" not in worker.log() and ":***@127.0.0.1" in worker.log()
+    assert worker_log_files() == before  # the log file went with the process

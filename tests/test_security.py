@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import pickle
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
+import uuid
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, ResponseError
 
 import minibull
+from minibull import embedded
 from minibull.cli import redact
+from minibull.embedded import ScriptCachingConnection
+from minibull.processes import SharedServer
 from tests.conftest import free_port
 
 
@@ -231,3 +241,140 @@ async def test_a_rediss_url_works_verified_and_the_password_stays_hidden(tls_red
         async with minibull.Queue("q", f"redis://:s3cret-tls@127.0.0.1:{port}/0") as q:
             await q.add("double", 1)
     assert "s3cret" not in str(plain.value)
+
+
+# -- the Lua sandbox of the embedded and shared fakeredis servers (S1) -------------------
+
+LUA_PROBES = [f"return type({name})" for name in embedded.UNSAFE_LUA_GLOBALS]
+
+
+async def assert_lua_is_sandboxed(client) -> None:
+    """No unsafe global, no Python attribute, no metatable; the scripts' own tools work."""
+    for probe in LUA_PROBES:
+        assert await client.eval(probe, 0) == "nil", probe
+    for escape in ("return tostring(redis.call.__globals__)", "return cjson.null.__class__"):
+        with pytest.raises(ResponseError, match="cannot reach Python attributes"):
+            await client.eval(escape, 0)
+    assert await client.eval("return tostring(getmetatable(redis.call))", 0) == "false"
+    script = (
+        "redis.call('SET', KEYS[1], cjson.encode({n = tonumber(ARGV[1])})) "
+        "local ok = redis.pcall('INCR', KEYS[1]) "
+        "return {cjson.decode(redis.call('GET', KEYS[1])).n, tostring(ok.err ~= nil), "
+        "string.format('%03d', 7), table.concat({'a', 'b'}), math.max(1, 2)}"
+    )
+    key = f"test-sandbox-{uuid.uuid4().hex}"
+    try:
+        assert await client.eval(script, 1, key, 41) == [41, "true", "007", "ab", 2]
+    finally:
+        await client.delete(key)
+
+
+async def test_the_embedded_servers_lua_has_no_python_os_or_io(monkeypatch):
+    monkeypatch.setattr(embedded, "_server", None)  # a fresh embedded server
+    client = embedded.embedded_client()
+    try:
+        await assert_lua_is_sandboxed(client)
+    finally:
+        await client.aclose()
+
+
+async def test_the_sandbox_holds_without_the_fast_script_runner(monkeypatch):
+    # The plain fakeredis connection (what a fakeredis with other internals gets).
+    monkeypatch.setattr(embedded, "_server", None)
+    monkeypatch.setattr(embedded, "fast_scripts_supported", False)
+    client = embedded.embedded_client()
+    try:
+        assert not issubclass(client.connection_pool.connection_class, ScriptCachingConnection)
+        await assert_lua_is_sandboxed(client)
+    finally:
+        await client.aclose()
+
+
+async def test_shared_server_lua_is_sandboxed_over_tcp():
+    with SharedServer() as url:
+        client = Redis.from_url(url, decode_responses=True)
+        try:
+            await assert_lua_is_sandboxed(client)
+        finally:
+            await client.aclose()
+
+
+@contextlib.contextmanager
+def minibull_server(*args: str, env: dict[str, str] | None = None):
+    """``minibull server`` in a child process on a free port; yields (port, process)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minibull", "server", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        wait_for_port(port)
+        yield port, process
+    finally:
+        process.terminate()
+        process.wait(10)
+        process.stdout.close()
+        process.stderr.close()
+
+
+async def test_minibull_server_runs_lua_sandboxed():
+    with minibull_server() as (port, _):
+        client = Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True)
+        try:
+            await assert_lua_is_sandboxed(client)
+            with pytest.raises(ResponseError):
+                await client.eval("return python.eval('6*7')", 0)
+        finally:
+            await client.aclose()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "minibull", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_minibull_server_off_loopback_needs_a_password():
+    refused = run_cli("server", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "not loopback" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_minibull_server_with_a_password_refuses_clients_without_it(protocol):
+    secret = "s3cret#/@pw"
+    env = {"MINIBULL_SERVER_PASSWORD": secret}
+    with minibull_server(env=env) as (port, process):
+        anonymous = Redis.from_url(f"redis://127.0.0.1:{port}/0", protocol=protocol)
+        wrong = Redis.from_url(f"redis://:wrong@127.0.0.1:{port}/0", protocol=protocol)
+        good = Redis.from_url(
+            f"redis://:{quote(secret, safe='')}@127.0.0.1:{port}/0", protocol=protocol
+        )
+        try:
+            for client in (anonymous, wrong):
+                with pytest.raises(AuthenticationError):
+                    await client.eval("return 1", 0)
+            assert await good.eval("return 1", 0) == 1
+            assert await good.eval("return type(os)", 0) == b"nil"
+        finally:
+            for client in (anonymous, wrong, good):
+                await client.aclose()
+        process.terminate()
+        out, _ = process.communicate(timeout=10)
+    assert f"127.0.0.1:{port}" in out and "s3cret" not in out
+
+
+def test_minibull_server_on_a_port_in_use_says_so_in_one_line():
+    with minibull_server() as (port, _):
+        second = run_cli("server", "--port", str(port))
+    assert second.returncode == 1
+    assert second.stderr.strip().count("\n") == 0, second.stderr
+    assert f"cannot serve on 127.0.0.1:{port}" in second.stderr
