@@ -462,8 +462,8 @@ class Queue:
         """Move every failed (or completed) job back to wait; returns how many."""
         if state not in FINISHED_STATES:
             raise ValueError(f"state must be 'failed' or 'completed' (got {state!r})")
-        moved = 0
-        while batch := await self.scripts.move_jobs_to_wait(state, 1000, reset_attempts):
+        moved, until = 0, self.clock.now()  # jobs that finish again meanwhile stay (BullMQ)
+        while batch := await self.scripts.move_jobs_to_wait(state, 1000, reset_attempts, until):
             moved += batch
         return moved
 

@@ -296,8 +296,11 @@ def reprocess_job_args(keys: QueueKeys, job_id: str, state: str, reset_attempts:
     return _requeue_keys(keys, state), [keys.job_prefix, job_id, state, int(reset_attempts)]
 
 
-def move_jobs_to_wait_args(keys: QueueKeys, state: str, count: int, reset_attempts: bool) -> Args:
-    return _requeue_keys(keys, state), [keys.job_prefix, state, count, int(reset_attempts)]
+def move_jobs_to_wait_args(
+    keys: QueueKeys, state: str, count: int, reset_attempts: bool, until: int
+) -> Args:
+    argv = [keys.job_prefix, state, count, int(reset_attempts), until]
+    return _requeue_keys(keys, state), argv
 
 
 def drain_args(keys: QueueKeys, delayed: bool) -> Args:
@@ -470,8 +473,11 @@ class Scripts:
             raise ValueError(f"job {job_id} is not {state}, so it cannot be retried from there")
         check(result, job_id, "retry")
 
-    async def move_jobs_to_wait(self, state: str, count: int, reset_attempts: bool) -> int:
-        args = move_jobs_to_wait_args(self.keys, state, count, reset_attempts)
+    async def move_jobs_to_wait(
+        self, state: str, count: int, reset_attempts: bool, until: int
+    ) -> int:
+        """Move up to ``count`` jobs that finished at or before ``until`` (ms) back to wait."""
+        args = move_jobs_to_wait_args(self.keys, state, count, reset_attempts, until)
         return int(await self.run("moveJobsToWait", args))
 
     async def drain(self, delayed: bool) -> int:
@@ -531,3 +537,8 @@ class Scripts:
             await self.redis.hset(self.keys.meta, mapping=to_set)
         if to_clear:
             await self.redis.hdel(self.keys.meta, *to_clear)
+
+
+def extend_side_effect_args(record_key: str, token: str, lease_ms: int) -> Args:
+    """KEYS/ARGV of extendSideEffect: push the lease of this run's claim ``lease_ms`` on."""
+    return [record_key], [token, lease_ms]

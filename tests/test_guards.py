@@ -6,11 +6,15 @@ the situation a guard is for, and checks that the queue's structures stay consis
 
 from __future__ import annotations
 
+import asyncio
+import collections
+
 import pytest
 
 import minibull
 from minibull.keys import RESERVED_JOB_IDS
 from minibull.options import build_job
+from tests.conftest import wait_for
 
 
 async def keys_under(queue: minibull.Queue) -> list[str]:
@@ -38,3 +42,43 @@ async def test_add_job_refuses_a_reserved_id_and_writes_nothing(queue, job_id):
 def test_the_reserved_ids_are_the_queue_keys():
     assert {"wait", "active", "meta", "events", "marker", "id", "repeat"} <= RESERVED_JOB_IDS
     assert not any(":" in name for name in RESERVED_JOB_IDS)
+
+
+# -- B1: retry_jobs while workers run -------------------------------------------------------
+
+
+async def test_retry_jobs_moves_each_finished_job_once_while_workers_run(
+    prefix, make_worker, monkeypatch
+):
+    # Workers re-run the retried jobs at once and finish them again. Between two batches of
+    # retry_jobs the test lets them finish every job again: without a cut-off the next batch
+    # took those jobs again, and retry_jobs never ended (every job ran again and again).
+    clock = minibull.SystemClock()
+    runs = collections.Counter()
+
+    async def count_runs(job):
+        runs[job.id] += 1
+
+    async with minibull.Queue("q", prefix=prefix, clock=clock) as queue:
+        count = 50
+        jobs = await queue.add_bulk([{"name": "j", "data": i} for i in range(count)])
+        make_worker(count_runs, clock=clock, concurrency=10)
+        settled = {"completed": count, "waiting": 0, "active": 0}
+
+        async def all_finished(min_runs: int) -> bool:
+            counts = await queue.get_job_counts(*settled)
+            return sum(runs.values()) >= min_runs and counts == settled
+
+        await wait_for(lambda: all_finished(count))
+        move_batch = queue.scripts.move_jobs_to_wait
+
+        async def move_then_let_workers_finish(*args):
+            before = sum(runs.values())  # nothing runs now: every job has finished
+            moved = await move_batch(*args)
+            await wait_for(lambda: all_finished(before + moved))
+            return moved
+
+        monkeypatch.setattr(queue.scripts, "move_jobs_to_wait", move_then_let_workers_finish)
+        assert await asyncio.wait_for(queue.retry_jobs("completed"), timeout=10) == count
+        assert set(runs.values()) == {2}, collections.Counter(runs.values())
+        assert set(runs) == {job.id for job in jobs}
