@@ -11,23 +11,25 @@ the after-checks prove that each worker's lock renewal and the stalled sweep are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import dataclasses
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
 import minibull
-from tests.conftest import free_port
+import minibull.connection
 
 #: Worker settings of every fault run: short locks so that a lost lock shows within seconds.
 WORKERS, CONCURRENCY = 2, 4
@@ -39,6 +41,13 @@ SETTINGS = {
     "stalled_interval": STALLED_S,
     "max_stalled_count": 1,
 }
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def redis_server_version() -> tuple[int, ...]:
@@ -150,8 +159,9 @@ class Outcome:
     stuck: int = 0  # in active after recovery
     failed: list[str] = dataclasses.field(default_factory=list)
     duplicate_runs: int = 0  # runs beyond the first, over every job
-    duplicate_bound: int = 0
+    duplicate_bound: int = 0  # see ``bounds``
     duplicate_adds: int = 0  # a job added twice for one producer call (a retried add)
+    episodes: int = 1  # separate fault events (e.g. each CLIENT KILL)
     fault_s: float = 0.0
     resumed_s: float | None = None  # fault end -> first job completed after it
     drained_s: float | None = None  # fault end -> every acked job completed
@@ -172,6 +182,7 @@ class Outcome:
             "duplicate_runs": self.duplicate_runs,
             "duplicate_bound": self.duplicate_bound,
             "duplicate_adds": self.duplicate_adds,
+            "duplicate_adds_bound": 2 * self.episodes,
             "fault_s": round(self.fault_s, 1),
             "resumed_s": None if self.resumed_s is None else round(self.resumed_s, 2),
             "drained_s": None if self.drained_s is None else round(self.drained_s, 2),
@@ -183,7 +194,9 @@ class Outcome:
         }
 
 
-Fault = Callable[[], Awaitable[None]]
+#: A fault: it runs while the producer adds, returns when the fault is over, and may set
+#: ``outcome.episodes``.
+Fault = Callable[[Outcome], Awaitable[None]]
 
 
 async def run_fault(
@@ -229,6 +242,7 @@ async def run_fault(
             outcome.stuck = await _active_after(queue, timeout=15)
             outcome.failed = await queue.redis.zrange(queue.keys.failed, 0, -1)
             outcome.duplicate_runs = sum(count - 1 for count in recorder.runs.values())
+            outcome.duplicate_bound = bounds(outcome.fault_s)
             outcome.duplicate_adds = sum(count - 1 for count in Counter(added_n.values()).values())
             await after_checks(queue, recorder, workers, outcome)
             outcome.workers_alive = all(
@@ -271,7 +285,7 @@ async def _produce_through(
     try:
         await asyncio.sleep(fault_at)
         started = time.monotonic()
-        await fault()
+        await fault(outcome)
         fault_end = time.monotonic()
         outcome.fault_s = fault_end - started
         await asyncio.sleep(produce_after)
@@ -354,3 +368,213 @@ async def after_checks(
     outcome.long_job_runs = [recorder.runs[job.id] for job in long_jobs]
     if recorder.runs[ghost] == 0:
         outcome.ghost_recovered_s = None
+
+
+def bounds(fault_s: float) -> int:
+    """The at-least-once bound on runs beyond the first: a job runs again only when its lock
+    expired while it ran, so each slot can lose at most one lock per lock duration the
+    fault lasted, plus one."""
+    return WORKERS * CONCURRENCY * (1 + int(fault_s // LOCK_S))
+
+
+def problems(outcome: Outcome, error: str | None) -> list[str]:
+    """What the run broke of the suite's promises (empty: all kept); ``error`` is a regex
+    that every worker's error events must match at least once (None: not checked)."""
+    found = []
+    if outcome.acked <= 100:
+        found.append(f"too few acknowledged adds to mean anything ({outcome.acked})")
+    if outcome.lost:
+        found.append(f"{len(outcome.lost)} acknowledged jobs never completed: {outcome.lost[:10]}")
+    if outcome.failed:
+        found.append(f"failed jobs: {outcome.failed[:10]}")
+    if outcome.stuck:
+        found.append(f"{outcome.stuck} jobs stuck in active")
+    if outcome.duplicate_runs > outcome.duplicate_bound:
+        found.append(f"{outcome.duplicate_runs} duplicate runs > bound {outcome.duplicate_bound}")
+    if outcome.duplicate_adds > 2 * outcome.episodes:
+        found.append(f"{outcome.duplicate_adds} duplicate adds > bound {2 * outcome.episodes}")
+    for number, errors in enumerate(outcome.errors if error else ()):
+        if not any(re.search(error, text) for text in errors):  # type: ignore[arg-type]
+            found.append(f"worker {number} reported no {error!r} error event: {errors[:3]}")
+    slots = WORKERS * CONCURRENCY
+    if outcome.long_job_runs != [1] * slots:
+        found.append(f"jobs of 3 lock durations ran {outcome.long_job_runs} times (renewal dead)")
+    if outcome.ghost_recovered_s is None:
+        found.append("no live stalled sweep recovered the ghost job")
+    if not outcome.workers_alive:
+        found.append("a worker's loop ended")
+    return found
+
+
+# -- the faults ------------------------------------------------------------------------
+
+Start = Callable[..., Awaitable[PrivateRedis]]
+
+
+@contextlib.asynccontextmanager
+async def private_servers(folder: Path) -> AsyncIterator[Start]:
+    """``start(*options)`` starts a redis-server with its data under ``folder``; every
+    server started is killed on leaving, whatever happened."""
+    servers: list[PrivateRedis] = []
+
+    async def start(*options: str) -> PrivateRedis:
+        data = folder / f"redis-{len(servers)}"
+        data.mkdir()
+        server = PrivateRedis(data, *options)
+        servers.append(server)
+        await server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.kill()
+
+
+async def restart_with_aof(start: Start) -> tuple[str, Fault]:
+    """SHUTDOWN (the AOF is written before the server exits), 1 s down, start again on the
+    same port and folder (the AOF is loaded)."""
+    server = await start("--appendonly", "yes", "--appendfsync", "everysec")
+
+    async def fault(outcome: Outcome) -> None:
+        await server.shutdown()
+        await asyncio.sleep(1)
+        await server.start()
+
+    return server.url, fault
+
+
+async def client_kills(start: Start) -> tuple[str, Fault]:
+    """``CLIENT KILL TYPE normal`` every 0.25 s for 3 s (SKIPME yes spares the admin)."""
+    server = await start()
+
+    async def fault(outcome: Outcome) -> None:
+        outcome.episodes = 0
+        async with server.admin() as admin:
+            for _ in range(12):
+                await admin.client_kill_filter(_type="normal")
+                outcome.episodes += 1
+                await asyncio.sleep(0.25)
+
+    return server.url, fault
+
+
+async def out_of_memory(start: Start) -> tuple[str, Fault]:
+    """``maxmemory 1`` with ``noeviction`` for 3 s (every write refused with OOM), then 0."""
+    server = await start("--maxmemory-policy", "noeviction")
+
+    async def fault(outcome: Outcome) -> None:
+        async with server.admin() as admin:
+            await admin.config_set("maxmemory", 1)
+            await asyncio.sleep(3)
+            await admin.config_set("maxmemory", 0)
+
+    return server.url, fault
+
+
+async def debug_sleep(start: Start) -> tuple[str, Fault]:
+    """``DEBUG SLEEP 5``, longer than the 1 s socket timeout the run gives minibull."""
+    options = ("--enable-debug-command", "local") if redis_server_version() >= (7,) else ()
+    server = await start(*options)
+
+    async def fault(outcome: Outcome) -> None:
+        async with server.admin() as admin:
+            await admin.execute_command("DEBUG", "SLEEP", 5)
+
+    return server.url, fault
+
+
+async def read_only(start: Start) -> tuple[str, Fault]:
+    """READONLY for 3 s: ``FAILOVER`` to a private replica (it waits until the replica has
+    every write, so no data is lost) makes the queue's server a replica; ``REPLICAOF NO
+    ONE`` makes it a primary again."""
+    server = await start("--repl-diskless-sync-delay", "0")  # the replica syncs at once
+    other = await start("--replicaof", "127.0.0.1", str(server.port))
+    async with other.admin() as admin:
+        await _until(
+            lambda: _info(admin, "master_link_status", "up"), 15, "the replica never synced"
+        )
+
+    async def fault(outcome: Outcome) -> None:
+        async with server.admin() as admin:
+            await admin.execute_command("FAILOVER", "TIMEOUT", 10_000)
+            await _until(lambda: _info(admin, "role", "slave"), 15, "FAILOVER did not happen")
+            await asyncio.sleep(3)
+            await admin.execute_command("REPLICAOF", "NO", "ONE")
+
+    return server.url, fault
+
+
+async def busy_script(start: Start) -> tuple[str, Fault]:
+    """A 3 s Lua busy loop from another client; with ``lua-time-limit 300`` every other
+    client gets BUSY after 0.3 s (5 s by default)."""
+    server = await start("--lua-time-limit", "300")
+    loop = (
+        "local t0 = redis.call('TIME'); local start = t0[1] * 1000000 + t0[2]; "
+        "while true do local t = redis.call('TIME'); "
+        "if t[1] * 1000000 + t[2] - start > tonumber(ARGV[1]) * 1000 then return 1 end end"
+    )
+
+    async def fault(outcome: Outcome) -> None:
+        async with server.admin() as admin:
+            await admin.eval(loop, 0, 3000)
+
+    return server.url, fault
+
+
+async def _info(admin: Redis, field: str, wanted: str) -> bool:
+    return str((await admin.info("replication")).get(field)) == wanted
+
+
+async def _until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultPlan:
+    """One fault of the suite: its label, how to set it up, the regex its ``error`` events
+    match, and the socket timeout of minibull's connections during the run."""
+
+    label: str
+    setup: Callable[[Start], Awaitable[tuple[str, Fault]]]
+    error: str
+    socket_timeout: float | None = None
+
+
+FAULTS = {
+    "restart": FaultPlan(
+        "Redis restarted (SHUTDOWN, 1 s down, AOF everysec)", restart_with_aof, "Connection"
+    ),
+    "client_kill": FaultPlan(
+        "CLIENT KILL TYPE normal, 12 times in 3 s", client_kills, "Connection"
+    ),
+    "oom": FaultPlan("OOM for 3 s (maxmemory 1, noeviction)", out_of_memory, "OutOfMemory|OOM"),
+    "debug_sleep": FaultPlan(
+        "DEBUG SLEEP 5 (socket timeout 1 s)", debug_sleep, "Timeout", socket_timeout=1.0
+    ),
+    "readonly": FaultPlan(
+        "READONLY for 3 s (FAILOVER to a replica, then REPLICAOF NO ONE)", read_only, "READONLY"
+    ),
+    "busy": FaultPlan("BUSY for 3 s (a Lua busy loop, lua-time-limit 300 ms)", busy_script, "BUSY"),
+}
+
+
+async def run_plan(key: str, start: Start) -> Outcome:
+    """Set up fault ``key`` of ``FAULTS`` on private servers and run it."""
+    plan = FAULTS[key]
+    url, fault = await plan.setup(start)
+    saved = minibull.connection.SOCKET_TIMEOUT
+    if plan.socket_timeout is not None:  # read by connect() each time a client is made
+        minibull.connection.SOCKET_TIMEOUT = plan.socket_timeout
+    try:
+        outcome = await run_fault(plan.label, url, fault)
+    finally:
+        minibull.connection.SOCKET_TIMEOUT = saved
+    if plan.socket_timeout is not None:
+        outcome.settings["socket_timeout"] = plan.socket_timeout
+    return outcome
