@@ -542,8 +542,3 @@ class Scripts:
 def extend_side_effect_args(record_key: str, token: str, lease_ms: int) -> Args:
     """KEYS/ARGV of extendSideEffect: push the lease of this run's claim ``lease_ms`` on."""
     return [record_key], [token, lease_ms]
-
-
-def extend_side_effect_args(record_key: str, token: str, lease_ms: int) -> Args:
-    """KEYS/ARGV of extendSideEffect: push the lease of this run's claim ``lease_ms`` on."""
-    return [record_key], [token, lease_ms]
