@@ -14,6 +14,7 @@ import pytest
 import minibull
 from minibull.keys import RESERVED_JOB_IDS
 from minibull.options import build_job
+from minibull.scripts import Take
 from tests.conftest import wait_for
 
 
@@ -82,3 +83,69 @@ async def test_retry_jobs_moves_each_finished_job_once_while_workers_run(
         assert await asyncio.wait_for(queue.retry_jobs("completed"), timeout=10) == count
         assert set(runs.values()) == {2}, collections.Counter(runs.values())
         assert set(runs) == {job.id for job in jobs}
+
+
+# -- B2: trimming a big finished set ----------------------------------------------------------
+
+
+async def finished_jobs(queue: minibull.Queue, count: int, state: str = "completed") -> list[str]:
+    """``count`` jobs in ``state`` at once: one bulk add, then moved there straight in Redis."""
+    jobs = await queue.add_bulk([{"name": "old", "data": i} for i in range(count)])
+    ids = [job.id for job in jobs]
+    now = queue.clock.now()
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        pipe.delete(queue.keys.wait)
+        pipe.zadd(
+            queue.keys.state_key(state), {job_id: now - count + i for i, job_id in enumerate(ids)}
+        )
+        for job_id in ids:
+            pipe.hset(queue.keys.job(job_id), "finishedOn", now)
+        await pipe.execute()
+    return ids
+
+
+async def run_one(queue: minibull.Queue, keep: dict[str, int], failed: bool = False) -> str:
+    """Add a job, take it and finish it (straight through the scripts) with ``keep``."""
+    job = await queue.add("new", {})
+    take = Take(token="t", lock_ms=60_000)
+    taken = await queue.scripts.move_to_active(queue.clock.now(), take)
+    assert taken.job_id == job.id
+    await queue.scripts.move_to_finished(
+        job.id,
+        now=queue.clock.now(),
+        token="t",
+        failed=failed,
+        value='"done"',
+        keep=keep,
+        attempts=1,
+    )
+    return job.id
+
+
+async def test_trimming_more_than_8000_finished_jobs_works_in_bounded_steps(queue):
+    # A queue kept every job, then sets a count: the excess (8,101 here) is more than Lua's
+    # unpack takes. Each finish removes up to 1,000 of the oldest, hashes included.
+    old = await finished_jobs(queue, 8200)
+    await queue.clock.advance(1)
+    newest = [await run_one(queue, {"count": 100})]
+    assert await queue.redis.zcard(queue.keys.completed) == 8201 - 1000
+    assert not await queue.redis.exists(*(queue.keys.job(job_id) for job_id in old[:1000]))
+    assert await queue.redis.exists(*(queue.keys.job(job_id) for job_id in old[1000:])) == 7200
+    while len(newest) < 10:
+        newest.append(await run_one(queue, {"count": 100}))
+    kept = await queue.redis.zrange(queue.keys.completed, 0, -1)
+    assert kept == old[-90:] + newest
+    assert await queue.redis.exists(*(queue.keys.job(job_id) for job_id in old)) == 90
+
+
+async def test_a_huge_keep_count_or_age_finishes_the_job_and_trims_nothing(queue):
+    # Straight to the script (options refuse such counts): no Redis error half-way through.
+    old = await finished_jobs(queue, 5)
+    events_before = await queue.redis.xlen(queue.keys.events)
+    job_id = await run_one(queue, {"count": 2**70})
+    await run_one(queue, {"count": 2**70, "age": 2**70})
+    assert await queue.redis.zcard(queue.keys.completed) == 7
+    assert await queue.redis.exists(*(queue.keys.job(i) for i in old)) == 5
+    assert (await queue.get_job(job_id)).returnvalue == "done"
+    events = await queue.redis.xrange(queue.keys.events, min="-", max="+")
+    assert [e["event"] for _, e in events[events_before:]].count("completed") == 2

@@ -11,6 +11,7 @@
 local rcall = redis.call
 -- @include "removeJobKeys"
 -- @include "removeDeduplicationKey"
+-- @include "batches"
 
 local removed = 0
 -- The pending run of a job scheduler stays (as in BullMQ): it is what plans the next run.
@@ -32,8 +33,8 @@ for _, jobId in ipairs(rcall("LRANGE", KEYS[1], 0, -1)) do
   end
 end
 rcall("DEL", KEYS[1])
-if #kept > 0 then
-  rcall("RPUSH", KEYS[1], unpack(kept))
+for from, to in batches(#kept, UNPACK_BATCH) do
+  rcall("RPUSH", KEYS[1], unpack(kept, from, to))
 end
 local zsets = {KEYS[2]}
 if ARGV[2] == "1" then

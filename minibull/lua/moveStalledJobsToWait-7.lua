@@ -21,6 +21,7 @@ local rcall = redis.call
 -- @include "isQueuePaused"
 -- @include "addBaseMarker"
 -- @include "emitEvent"
+-- @include "batches"
 
 local stalledKey, waitKey, activeKey, checkKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local metaKey, markerKey, eventsKey = KEYS[5], KEYS[6], KEYS[7]
@@ -52,7 +53,7 @@ if #recovered > 0 then
 end
 
 local active = rcall("LRANGE", activeKey, 0, -1)
-for first = 1, #active, 5000 do
-  rcall("SADD", stalledKey, unpack(active, first, math.min(first + 4999, #active)))
+for from, to in batches(#active, UNPACK_BATCH) do
+  rcall("SADD", stalledKey, unpack(active, from, to))
 end
 return recovered

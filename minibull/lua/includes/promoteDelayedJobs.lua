@@ -5,6 +5,7 @@
 -- @include "addJobToWait"
 -- @include "addBaseMarker"
 -- @include "emitEvent"
+-- @include "batches"
 local function promoteDelayedJobs(delayedKey, waitKey, prioritizedKey, pcKey, markerKey,
                                   metaKey, eventsKey, prefix, now, paused)
   if rcall("ZCARD", delayedKey) == 0 then
@@ -14,7 +15,9 @@ local function promoteDelayedJobs(delayedKey, waitKey, prioritizedKey, pcKey, ma
   if #due == 0 then
     return
   end
-  rcall("ZREM", delayedKey, unpack(due))
+  for from, to in batches(#due, UNPACK_BATCH) do
+    rcall("ZREM", delayedKey, unpack(due, from, to))
+  end
   for _, jobId in ipairs(due) do
     local jobKey = prefix .. jobId
     local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
