@@ -8,8 +8,9 @@ needs nothing installed and its producer and workers see the same data.
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -80,9 +81,16 @@ def resolve(connection: str | Redis | RedisCluster | None) -> tuple[Redis, bool]
     if connection.get_encoder().decode_responses:
         return connection, False
     # minibull reads replies as text: make a client that decodes, on the same server.
-    pool = connection.connection_pool
+    return Redis(connection_pool=_decoding_pool(connection.connection_pool)), True
+
+
+def _decoding_pool(pool: ConnectionPool) -> ConnectionPool:
+    """A pool like ``pool`` (same class, server and limits) whose connections decode replies."""
+    limits: dict[str, Any] = {"max_connections": pool.max_connections}
+    if isinstance(pool, BlockingConnectionPool):
+        limits["timeout"] = pool.timeout
     kwargs = {**pool.connection_kwargs, "decode_responses": True}
-    return Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs)), True
+    return type(pool)(connection_class=pool.connection_class, **limits, **kwargs)
 
 
 def blocking_limit(redis: Redis, wanted: float) -> float:

@@ -12,10 +12,11 @@ import fakeredis
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from minibull import Queue, embedded
-from minibull.connection import connect
+from minibull.connection import connect, resolve
 from minibull.scripts import Take
 
 SCRIPTS = [
@@ -146,4 +147,22 @@ async def test_one_connection_is_one_client_of_the_server() -> None:
         assert len(server.sockets) == 1  # no socket made only to be replaced
         assert len(await client.client_list()) == 1
     finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("pool_class", [ConnectionPool, BlockingConnectionPool])
+async def test_a_client_that_does_not_decode_is_wrapped_with_the_same_pool_limits(pool_class):
+    # Built only, never connected: the limits are what matters.
+    extra = {"timeout": 7} if pool_class is BlockingConnectionPool else {}
+    pool = pool_class.from_url("redis://127.0.0.1:6379/0", max_connections=3, **extra)
+    client = Redis(connection_pool=pool)
+    wrapped, owned = resolve(client)
+    try:
+        assert owned and wrapped is not client
+        assert type(wrapped.connection_pool) is pool_class
+        assert wrapped.connection_pool.max_connections == 3
+        assert getattr(wrapped.connection_pool, "timeout", None) == extra.get("timeout")
+        assert wrapped.get_encoder().decode_responses
+    finally:
+        await wrapped.aclose()
         await client.aclose()
