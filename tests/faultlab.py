@@ -558,7 +558,9 @@ FAULTS = {
         "DEBUG SLEEP 5 (socket timeout 1 s)", debug_sleep, "Timeout", socket_timeout=1.0
     ),
     "readonly": FaultPlan(
-        "READONLY for 3 s (FAILOVER to a replica, then REPLICAOF NO ONE)", read_only, "READONLY"
+        "READONLY for 3 s (FAILOVER to a replica, then REPLICAOF NO ONE)",
+        read_only,
+        "ReadOnly|READONLY",
     ),
     "busy": FaultPlan("BUSY for 3 s (a Lua busy loop, lua-time-limit 300 ms)", busy_script, "BUSY"),
 }
