@@ -1,26 +1,35 @@
-"""The large chaos runs of the bench: workers killed at random, and Redis restarted.
+"""The large chaos runs of the bench: workers killed at random, Redis restarted, Redis faults.
 
-    bench/.venv/bin/python -m bench.chaos --url redis://127.0.0.1:6379/14   # alone
+    .venv/bin/python -m bench.chaos --url redis://127.0.0.1:6379/14            # alone
+    .venv/bin/python -m bench.chaos --url ... --update   # and rewrite results + README
 
-``make bench`` runs both once (scenario ``chaos``) and writes their figures into
-results.json and the README's Reliability section. tests/test_chaos.py runs the same
-experiments, smaller, in CI.
+``make bench`` runs them once (scenario ``chaos``) and writes their figures into
+results.json and the README's Reliability section. tests/test_chaos.py and
+tests/test_redis_faults.py run the same experiments, smaller, in CI. Every run prints and
+records the settings it used.
 
 - ``random_kills``: 4 worker processes (``minibull worker``, concurrency 4) drain
-  20,000 jobs while a supervisor SIGKILLs a random one every 0.5-1 s and starts a
-  replacement. Counted at the end: jobs completed, lost (never completed), stuck
-  (still active or marked stalled), and duplicates (runs beyond the first,
-  ``attemptsStarted - 1``), which at-least-once delivery bounds by kills x concurrency.
+  20,000 jobs while a supervisor SIGKILLs a random one every 0.5-1 s, until every job
+  has completed or failed, and starts a replacement. Counted at the end: jobs completed,
+  failed (and why), lost (neither), stuck (still active or marked stalled), and
+  duplicates (runs beyond the first, ``attemptsStarted - 1``), which at-least-once
+  delivery bounds by kills x concurrency. Run twice: with short locks and 10 recoveries
+  per job (``fast``), and with the CLI's defaults (``defaults``), under which a job
+  caught by two kills fails with "job stalled more than allowable limit".
 - ``redis_restart``: a private redis-server with AOF (fsync always) is stopped and
   started again while a producer adds jobs and a worker runs them. Counted: adds the
   producer was told succeeded, adds refused with a connection error, and how many of
   the acknowledged jobs completed.
+- ``redis_faults``: the faults of tests/test_redis_faults.py (restart, CLIENT KILL, OOM,
+  DEBUG SLEEP, READONLY, BUSY), each on private redis-servers, with the same code
+  (tests/faultlab.py): acknowledged adds, lost, stuck, duplicates, recovery time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import random
 import subprocess
@@ -33,11 +42,30 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 import minibull
+from minibull.cli import build_parser
 from minibull.processes import WorkerProcess, stop_workers
 
-#: short locks, so that a killed worker's jobs come back within a second or two; and
-#: enough recoveries per job (a recovered job runs next, so a second kill can catch it)
-FAST = ("--lock-duration", "1", "--stalled-interval", "0.5", "--max-stalled-count", "10")
+#: The worker settings of the random-kills runs, as ``minibull worker`` arguments.
+#: ``fast``: short locks, so that a killed worker's jobs come back within a second or two,
+#: and enough recoveries per job (a recovered job runs next, so a second kill can catch
+#: it). ``defaults``: what ``minibull worker`` does when given nothing.
+SETTINGS = {
+    "fast": ("--lock-duration", "1", "--stalled-interval", "0.5", "--max-stalled-count", "10"),
+    "defaults": (),
+}
+FAST = SETTINGS["fast"]
+KILL_EVERY_S = (0.5, 1.0)
+
+
+def worker_settings(args: tuple[str, ...]) -> dict[str, Any]:
+    """The settings a ``minibull worker`` given ``args`` really uses (read from its parser)."""
+    parsed = build_parser().parse_args(["worker", "chaos", "--processor", "m:f", *args])
+    return {
+        "lock_duration_s": parsed.lock_duration,
+        "stalled_interval_s": parsed.stalled_interval,
+        "max_stalled_count": parsed.max_stalled_count,
+        "cli_args": " ".join(args) or "(none: the CLI defaults)",
+    }
 
 
 async def random_kills(
@@ -49,8 +77,19 @@ async def random_kills(
     job_seconds: float = 0.002,
     seed: int = 7,
     timeout: float = 600,
+    settings: str = "fast",
 ) -> dict[str, Any]:
-    """Drain ``jobs`` with ``processes`` workers, one SIGKILLed every 0.5-1 s."""
+    """Drain ``jobs`` with ``processes`` workers, one SIGKILLed every 0.5-1 s until every
+    job has completed or failed; ``settings``: a key of ``SETTINGS``."""
+    args = SETTINGS[settings]
+    used = {
+        "settings": settings,
+        **worker_settings(args),
+        "job_ms": job_seconds * 1000,
+        "kill_every_s": f"{KILL_EVERY_S[0]:g}-{KILL_EVERY_S[1]:g}",
+        "kills_until": "every job completed or failed",
+    }
+    print(f"chaos random_kills: {jobs:,} jobs, {processes} x {concurrency}, {used}", flush=True)
     rng = random.Random(seed)
     async with minibull.Queue("chaos", url) as queue:
         await queue.obliterate(force=True)
@@ -60,7 +99,7 @@ async def random_kills(
 
         def spawn() -> WorkerProcess:
             return WorkerProcess(
-                "chaos", "minibull.examples:whoami", url=url, concurrency=concurrency, args=FAST
+                "chaos", "minibull.examples:whoami", url=url, concurrency=concurrency, args=args
             ).start()
 
         started = time.monotonic()
@@ -72,7 +111,7 @@ async def random_kills(
             ] + counts["failed"] < jobs:
                 if time.monotonic() - started > timeout:
                     break
-                await asyncio.sleep(rng.uniform(0.5, 1.0))
+                await asyncio.sleep(rng.uniform(*KILL_EVERY_S))
                 victim = workers.pop(rng.randrange(len(workers)))
                 victim.kill()
                 kills += 1
@@ -83,9 +122,11 @@ async def random_kills(
         counts = await queue.get_job_counts()
         stalled = await queue.redis.scard(queue.keys.stalled)
         started_runs = await _attempts_started(queue, "completed")
+        reasons = collections.Counter(job.failed_reason for job in await queue.get_jobs("failed"))
         await queue.obliterate(force=True)
     duplicates = sum(runs - 1 for runs in started_runs)
     return {
+        **used,
         "jobs": jobs,
         "processes": processes,
         "concurrency": concurrency,
@@ -94,6 +135,7 @@ async def random_kills(
         "seconds": round(seconds, 1),
         "completed": counts["completed"],
         "failed": counts["failed"],
+        "failed_reasons": dict(reasons),
         "lost": jobs - counts["completed"] - counts["failed"],
         "stuck": counts["active"] + stalled,
         "duplicates": duplicates,
@@ -146,6 +188,15 @@ async def redis_restart(
     port: int, *, adds: int = 3000, outage_at: int = 1000, outage: float = 1.5
 ) -> dict[str, Any]:
     """Add ``adds`` jobs one by one; Redis is down from add ``outage_at`` for ``outage`` seconds."""
+    used = {
+        "outage_s": outage,
+        "aof": "appendfsync always",
+        "concurrency": 10,
+        "lock_duration_s": 2,
+        "stalled_interval_s": 0.5,
+        "max_stalled_count": 1,
+    }
+    print(f"chaos redis_restart: {adds:,} adds, {used}", flush=True)
     with tempfile.TemporaryDirectory(prefix="minibull-chaos-") as folder:
         server = RestartableRedis(Path(folder), port)
         server.start()
@@ -184,6 +235,7 @@ async def redis_restart(
             await worker.close(force=True)
             server.stop()
     return {
+        **used,
         "adds": adds,
         "acknowledged": len(acknowledged),
         "refused": refused,
@@ -193,11 +245,38 @@ async def redis_restart(
     }
 
 
-async def run_all(url: str, restart_port: int, jobs: int) -> dict[str, Any]:
-    """Both runs, as ``make bench`` does."""
+async def redis_faults() -> dict[str, Any]:
+    """The Redis faults of tests/test_redis_faults.py, run once each with the same code."""
+    from tests import faultlab  # the repository root is on sys.path (python -m bench...)
+
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="minibull-faults-") as folder:
+        for key, plan in faultlab.FAULTS.items():
+            print(f"chaos redis_faults: {plan.label}, {faultlab.SETTINGS}", flush=True)
+            data = Path(folder) / key
+            data.mkdir()
+            async with faultlab.private_servers(data) as start:
+                outcome = await faultlab.run_plan(key, start)
+            found[key] = {
+                **outcome.summary(),
+                "problems": faultlab.problems(outcome, plan.error),
+            }
+    return found
+
+
+async def run_all(
+    url: str, restart_port: int, jobs: int, default_jobs: int | None = None
+) -> dict[str, Any]:
+    """Every run, as ``make bench`` does: random kills with fast settings (``jobs``) and with
+    the CLI's defaults (``default_jobs``, the same number if None), the Redis restart, and
+    the Redis faults."""
     return {
         "random_kills": await random_kills(url, jobs=jobs),
+        "random_kills_defaults": await random_kills(
+            url, jobs=default_jobs or jobs, settings="defaults"
+        ),
         "redis_restart": await redis_restart(restart_port),
+        "redis_faults": await redis_faults(),
     }
 
 
@@ -205,13 +284,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="the bench's chaos runs, alone")
     parser.add_argument("--url", required=True, help="a Redis URL with a database of its own")
     parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument(
+        "--default-jobs", type=int, default=None, help="jobs of the run on the CLI's defaults"
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="put the figures into bench/results/results.json (key chaos) and rewrite the "
+        "README's Reliability section (nothing else)",
+    )
     args = parser.parse_args()
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    print(json.dumps(asyncio.run(run_all(args.url, port, args.jobs)), indent=1))
+    found = asyncio.run(run_all(args.url, port, args.jobs, args.default_jobs))
+    print(json.dumps(found, indent=1))
+    if args.update:
+        from bench import report
+
+        root = Path(__file__).resolve().parent.parent
+        path = root / "bench" / "results" / "results.json"
+        results = json.loads(path.read_text())
+        results["chaos"] = found
+        path.write_text(json.dumps(results, indent=1) + "\n")
+        report.update_reliability(root / "README.md", results)
+        print(f"wrote {path} (chaos) and the README's Reliability section")
 
 
 if __name__ == "__main__":

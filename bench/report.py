@@ -654,48 +654,179 @@ def one_redis_text(results: dict[str, Any]) -> str:
 
 
 def reliability_text(results: dict[str, Any]) -> str:
-    """The bench's chaos runs (bench/chaos.py), as sentences and a table."""
+    """The bench's chaos runs (bench/chaos.py), as sentences and tables, with the settings
+    each run used."""
     chaos = results.get("chaos")
     if not chaos:
         return "(No chaos run in these results: `make bench` runs it, scenario `chaos`.)"
-    kills, restart = chaos["random_kills"], chaos["redis_restart"]
-    verdict = (
-        "every job completed, none lost or stuck"
-        if kills["lost"] == 0 and kills["stuck"] == 0 and kills["completed"] == kills["jobs"]
-        else f"**{kills['lost']} lost, {kills['stuck']} stuck**"
-    )
+    parts = [kills_text(chaos)]
+    if "redis_restart" in chaos:
+        parts.append(restart_text(chaos["redis_restart"]))
+    if chaos.get("redis_faults"):
+        parts.append(faults_text(chaos["redis_faults"]))
+    return "\n\n".join(parts)
+
+
+def kills_text(chaos: dict[str, Any]) -> str:
+    """The random-kills runs, one column per worker setting."""
+    runs = [chaos[key] for key in ("random_kills", "random_kills_defaults") if key in chaos]
+    first = runs[0]
     rows = [
-        ["jobs", _num(kills["jobs"])],
-        ["worker processes × concurrency", f"{kills['processes']} × {kills['concurrency']}"],
-        ["SIGKILLs (one every 0.5-1 s, each replaced)", _num(kills["kills"])],
-        ["completed", _num(kills["completed"])],
-        ["lost (never completed)", _num(kills["lost"])],
-        ["stuck (active or stalled at the end)", _num(kills["stuck"])],
+        ["worker settings", *(_settings(run) for run in runs)],
+        ["jobs", *(_num(run["jobs"]) for run in runs)],
+        ["SIGKILLs", *(_num(run["kills"]) for run in runs)],
+        ["completed", *(_num(run["completed"]) for run in runs)],
+        ["failed (reason)", *(_failed(run) for run in runs)],
+        ["lost (neither completed nor failed)", *(_num(run["lost"]) for run in runs)],
+        ["stuck (active or stalled at the end)", *(_num(run["stuck"]) for run in runs)],
         [
-            "duplicates (runs beyond the first)",
-            f"{_num(kills['duplicates'])} (bound: kills × concurrency = "
-            f"{_num(kills['duplicate_bound'])})",
+            "duplicates: runs beyond the first (bound: kills × concurrency)",
+            *(f"{_num(run['duplicates'])} ({_num(run['duplicate_bound'])})" for run in runs),
         ],
-        ["seconds", f"{kills['seconds']:g}"],
+        ["seconds", *(f"{run['seconds']:g}" for run in runs)],
     ]
-    restart_verdict = (
+    header = ["", *(run.get("settings", "fast") for run in runs)]
+    text = [
+        f"Workers killed at random (`bench/chaos.py`): {first['processes']} `minibull worker` "
+        f"processes × concurrency {first['concurrency']} drain the jobs "
+        f"({first['job_ms']:g} ms each) while one of them is SIGKILLed every "
+        f"{first.get('kill_every_s', '0.5-1')} s and replaced, until every job has completed "
+        "or failed.",
+        "",
+        table(header, rows),
+    ]
+    defaults = chaos.get("random_kills_defaults")
+    if defaults is not None:
+        text += ["", _defaults_text(defaults)]
+    return "\n".join(text)
+
+
+def _settings(run: dict[str, Any]) -> str:
+    if "lock_duration_s" not in run:
+        return "(not recorded)"
+    return (
+        f"lock {run['lock_duration_s']:g} s, stalled sweep every {run['stalled_interval_s']:g} s, "
+        f"max stalled count {run['max_stalled_count']} (`{run['cli_args']}`)"
+    )
+
+
+def _failed(run: dict[str, Any]) -> str:
+    reasons = run.get("failed_reasons") or {}
+    if not run["failed"]:
+        return "0"
+    return _num(run["failed"]) + " (" + "; ".join(f'"{r}": {n}' for r, n in reasons.items()) + ")"
+
+
+def _defaults_text(run: dict[str, Any]) -> str:
+    if run["failed"]:
+        outcome = (
+            f"**{_num(run['failed'])} of {_num(run['jobs'])} jobs failed** with "
+            '"job stalled more than allowable limit": a job recovered from a killed worker '
+            "runs next, and when a second kill catches it, BullMQ's rule "
+            f"(`max_stalled_count={run['max_stalled_count']}`) fails it. They are visible in "
+            "`failed` (`minibull retry` brings them back), never silently lost"
+        )
+    else:
+        outcome = "no job failed in this run, but a job caught by two kills would fail"
+    return (
+        f"With the defaults, {outcome}. A killed worker's jobs also wait for their "
+        f"{run['lock_duration_s']:g} s lock to expire and one or two stalled sweeps "
+        f"(every {run['stalled_interval_s']:g} s) before they run again. If your workers may "
+        "die repeatedly, raise `--max-stalled-count` and shorten the lock."
+    )
+
+
+def restart_text(restart: dict[str, Any]) -> str:
+    verdict = (
         "every acknowledged job completed"
         if restart["lost"] == 0
         else f"**{restart['lost']} acknowledged jobs lost**"
     )
+    settings = (
+        f" (down {restart['outage_s']:g} s, AOF `{restart['aof']}`; one in-process worker, "
+        f"concurrency {restart['concurrency']}, lock {restart['lock_duration_s']:g} s)"
+        if "outage_s" in restart
+        else ""
+    )
+    return (
+        f"Redis restarted mid-run{settings}: a private redis-server with AOF, stopped and "
+        f"started while a producer added {_num(restart['adds'])} jobs one by one: "
+        f"{_num(restart['refused'])} adds were refused with a connection error during the "
+        f"outage, {_num(restart['acknowledged'])} were acknowledged, and {verdict} "
+        f"({_num(restart['completed'])})."
+    )
+
+
+def faults_text(faults: dict[str, Any]) -> str:
+    """The Redis faults of tests/test_redis_faults.py, one row each."""
+    settings = next(iter(faults.values()))["settings"]
+    rows = []
+    for run in faults.values():
+        bound = f"{run['duplicate_runs']} ({run['duplicate_bound']})"
+        checks = (
+            "ok"
+            if run["long_job_runs"] and set(run["long_job_runs"]) == {1}
+            else f"long jobs ran {run['long_job_runs']}"
+        )
+        ghost = run["ghost_recovered_s"]
+        checks += f"; ghost back in {ghost:g} s" if ghost is not None else "; **ghost never back**"
+        rows.append(
+            [
+                run["fault"],
+                f"{_num(run['acked'])} ({_num(run['refused'])})",
+                _bold_if(run["lost"]),
+                _bold_if(run["stuck"]),
+                _bold_if(run["failed"]),
+                bound,
+                f"{run['duplicate_adds']} ({run['duplicate_adds_bound']})",
+                "–" if run["resumed_s"] is None else f"{run['resumed_s']:g}",
+                "–" if run["drained_s"] is None else f"{run['drained_s']:g}",
+                " / ".join(str(n) for n in run["error_events"]),
+                checks,
+            ]
+        )
+    broken = [f"{run['fault']}: {'; '.join(run['problems'])}" for run in faults.values()]
+    broken = [line for line in broken if not line.endswith(": ")]
     return "\n".join(
         [
-            f"Workers killed at random: {verdict}.",
+            "Redis faults (`tests/test_redis_faults.py`, the same code; it runs in CI): each "
+            "on a private redis-server, with "
+            f"{settings['workers']} in-process workers × concurrency {settings['concurrency']}, "
+            f"lock {settings['lock_duration']:g} s, stalled sweep every "
+            f"{settings['stalled_interval']:g} s, max stalled count "
+            f"{settings['max_stalled_count']}; a producer adds 0-19 ms jobs one by one and the "
+            "fault starts 1.5 s in. Then every acknowledged job must complete, nothing may stay "
+            "in `active`, and two after-checks run: one job per slot lasting 3 lock durations "
+            "must run once (lock renewal alive) and a ghost job left in `active` as a SIGKILLed "
+            "worker leaves it must be put back by a live stalled sweep.",
             "",
-            table(["", "minibull"], rows),
+            table(
+                [
+                    "fault",
+                    "adds acked (refused)",
+                    "lost",
+                    "stuck",
+                    "failed",
+                    "duplicate runs (bound)",
+                    "duplicate adds (bound)",
+                    "s to first job done after",
+                    "s to all acked done after",
+                    "error events per worker",
+                    "after-checks",
+                ],
+                rows,
+            ),
             "",
-            f"Redis restarted mid-run (a private redis-server with AOF, stopped and started "
-            f"while a producer added {_num(restart['adds'])} jobs one by one): "
-            f"{_num(restart['refused'])} adds were refused with a connection error during the "
-            f"outage, {_num(restart['acknowledged'])} were acknowledged, and "
-            f"{restart_verdict} ({_num(restart['completed'])}).",
+            "Duplicate runs are bounded by one per slot per lock duration the fault lasted, "
+            "plus one; duplicate adds by two per fault event (the client re-sends a command "
+            "whose reply was lost, twice at most)."
+            + (" Broken promises: " + " | ".join(broken) + "." if broken else ""),
         ]
     )
+
+
+def _bold_if(value: int) -> str:
+    return f"**{value}**" if value else "0"
 
 
 def readme_section(results: dict[str, Any]) -> str:
@@ -771,14 +902,23 @@ def update_readme(path: Path, results: dict[str, Any]) -> None:
     text = path.read_text()
     if START not in text or END not in text:
         text = text.rstrip("\n") + f"\n\n## Performance\n\n{START}\n{END}\n"
+    text = _replace_between(text, START, END, readme_section(results))
+    path.write_text(text)
+    update_reliability(path, results)
+
+
+def update_reliability(path: Path, results: dict[str, Any]) -> None:
+    """Rewrite only the README's Reliability section (between its markers) from the chaos
+    figures of ``results`` (``python -m bench.chaos --update`` uses it alone)."""
+    text = path.read_text()
     if RELIABILITY_START not in text or RELIABILITY_END not in text:
         text = text.replace(
             END, f"{END}\n\n## Reliability\n\n{RELIABILITY_START}\n{RELIABILITY_END}", 1
         )
-    text = _replace_between(text, START, END, readme_section(results))
     reliability = (
         reliability_text(results)
-        + "\n\nThe same experiments run smaller in CI (`tests/test_chaos.py`).\n"
+        + "\n\nThe same experiments run smaller in CI (`tests/test_chaos.py`, "
+        "`tests/test_redis_faults.py`).\n"
     )
     if results.get("chaos"):
         text = _replace_between(text, RELIABILITY_START, RELIABILITY_END, reliability)
