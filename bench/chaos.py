@@ -264,20 +264,31 @@ async def redis_faults() -> dict[str, Any]:
     return found
 
 
+RUNS = ("random_kills", "random_kills_defaults", "redis_restart", "redis_faults")
+
+
 async def run_all(
-    url: str, restart_port: int, jobs: int, default_jobs: int | None = None
+    url: str,
+    restart_port: int,
+    jobs: int,
+    default_jobs: int | None = None,
+    only: tuple[str, ...] = RUNS,
 ) -> dict[str, Any]:
-    """Every run, as ``make bench`` does: random kills with fast settings (``jobs``) and with
-    the CLI's defaults (``default_jobs``, the same number if None), the Redis restart, and
-    the Redis faults."""
-    return {
-        "random_kills": await random_kills(url, jobs=jobs),
-        "random_kills_defaults": await random_kills(
+    """Every run of ``only`` (all, as ``make bench`` does): random kills with fast settings
+    (``jobs``) and with the CLI's defaults (``default_jobs``, the same number if None), the
+    Redis restart, and the Redis faults."""
+    found: dict[str, Any] = {}
+    if "random_kills" in only:
+        found["random_kills"] = await random_kills(url, jobs=jobs)
+    if "random_kills_defaults" in only:
+        found["random_kills_defaults"] = await random_kills(
             url, jobs=default_jobs or jobs, settings="defaults"
-        ),
-        "redis_restart": await redis_restart(restart_port),
-        "redis_faults": await redis_faults(),
-    }
+        )
+    if "redis_restart" in only:
+        found["redis_restart"] = await redis_restart(restart_port)
+    if "redis_faults" in only:
+        found["redis_faults"] = await redis_faults()
+    return found
 
 
 def main() -> None:
@@ -288,9 +299,12 @@ def main() -> None:
         "--default-jobs", type=int, default=None, help="jobs of the run on the CLI's defaults"
     )
     parser.add_argument(
+        "--only", default=",".join(RUNS), help=f"comma-separated runs (default: {','.join(RUNS)})"
+    )
+    parser.add_argument(
         "--update",
         action="store_true",
-        help="put the figures into bench/results/results.json (key chaos) and rewrite the "
+        help="merge the figures into bench/results/results.json (key chaos) and rewrite the "
         "README's Reliability section (nothing else)",
     )
     args = parser.parse_args()
@@ -299,7 +313,10 @@ def main() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    found = asyncio.run(run_all(args.url, port, args.jobs, args.default_jobs))
+    only = tuple(args.only.split(","))
+    if unknown := set(only) - set(RUNS):
+        parser.error(f"unknown runs {sorted(unknown)} (runs: {', '.join(RUNS)})")
+    found = asyncio.run(run_all(args.url, port, args.jobs, args.default_jobs, only))
     print(json.dumps(found, indent=1))
     if args.update:
         from bench import report
@@ -307,7 +324,7 @@ def main() -> None:
         root = Path(__file__).resolve().parent.parent
         path = root / "bench" / "results" / "results.json"
         results = json.loads(path.read_text())
-        results["chaos"] = found
+        results["chaos"] = {**results.get("chaos", {}), **found}
         path.write_text(json.dumps(results, indent=1) + "\n")
         report.update_reliability(root / "README.md", results)
         print(f"wrote {path} (chaos) and the README's Reliability section")
