@@ -149,7 +149,10 @@ def normalize_keep(value: Any, name: str) -> bool | int | dict[str, int]:
             age = value["age"]
             if isinstance(age, timedelta):
                 age = age.total_seconds()
-            keep["age"] = to_ms(age, f"{name} age") // 1000
+            age_ms = to_ms(age, f"{name} age")
+            if age_ms > MAX_COUNT:  # moveToFinished computes now - age in a Lua number
+                raise ValueError(f"{name} age must be at most {MAX_COUNT // 1000} seconds")
+            keep["age"] = age_ms // 1000
         if "count" in value:
             keep["count"] = check_int(value["count"], f"{name} count", 0, MAX_COUNT)
         return keep

@@ -239,6 +239,7 @@ NOW_S = time.time()
         ({"backoff": 1e12}, "backoff must be at most 5 years"),
         ({"remove_on_complete": 2**70}, "remove_on_complete must be between 0 and"),
         ({"remove_on_fail": {"count": 2**70}}, "remove_on_fail count must be between 0 and"),
+        ({"remove_on_complete": {"age": 1e300}}, "remove_on_complete age must be at most"),
         ({"attempts": 2**70}, "attempts must be between 1 and"),
         ({"repeat": {"every": 1e20}}, "repeat every must be at most 5 years"),
         ({"repeat": {"every": 60, "start_date": 1e30}}, "repeat start_date must be epoch"),
