@@ -108,6 +108,17 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _text(value: str) -> str:
+    """``value`` with each lone surrogate (e.g. from ``"\\ud800"`` in JSON data) as U+FFFD:
+    Redis takes UTF-8 only and Lua's cjson refuses the escape, so an error message quoting
+    such data would otherwise fail the call that records it."""
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _fields_json(fields: dict[str, str] | None) -> str:
+    return _json({name: _text(value) for name, value in (fields or {}).items()})
+
+
 # -- argument builders (pure) -------------------------------------------------
 
 
@@ -177,10 +188,10 @@ def move_to_finished_args(
             token,
             target,
             field,
-            value,
+            _text(value),
             _keep_text(keep),
             attempts,
-            _json(fields or {}),
+            _fields_json(fields),
             keys.deduplication_prefix,
             *fetch,
         ],
@@ -194,7 +205,7 @@ def retry_job_args(
     *,
     lifo: bool,
     fields: dict[str, str],
-    now: int | None = None,
+    now: int,
 ) -> Args:
     return (
         [
@@ -212,8 +223,8 @@ def retry_job_args(
             job_id,
             token,
             "RPUSH" if lifo else "LPUSH",
-            _json(fields),
-            "" if now is None else now,
+            _fields_json(fields),
+            now,
         ],
     )
 
@@ -223,7 +234,7 @@ def move_to_delayed_args(
 ) -> Args:
     return (
         [keys.active, keys.delayed, keys.marker, keys.meta, keys.events, keys.stalled],
-        [keys.job_prefix, now, job_id, token, delay_ms, _json(fields)],
+        [keys.job_prefix, now, job_id, token, delay_ms, _fields_json(fields)],
     )
 
 
@@ -244,7 +255,7 @@ def move_stalled_jobs_args(
             keys.marker,
             keys.events,
         ],
-        [keys.job_prefix, max_stalled_count, now, interval_ms],
+        [keys.job_prefix, max_stalled_count, now, interval_ms, keys.scheduler_prefix],
     )
 
 
@@ -419,7 +430,7 @@ class Scripts:
         *,
         lifo: bool,
         fields: dict[str, str],
-        now: int | None = None,
+        now: int,
     ) -> None:
         args = retry_job_args(self.keys, job_id, token, lifo=lifo, fields=fields, now=now)
         result = await self.run("retryJob", args)

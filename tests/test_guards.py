@@ -10,11 +10,12 @@ import asyncio
 import collections
 
 import pytest
+from redis.exceptions import ResponseError
 
 import minibull
 from minibull.keys import RESERVED_JOB_IDS
 from minibull.options import build_job
-from minibull.scripts import Take
+from minibull.scripts import Take, retry_job_args
 from tests.conftest import wait_for
 
 
@@ -149,3 +150,155 @@ async def test_a_huge_keep_count_or_age_finishes_the_job_and_trims_nothing(queue
     assert (await queue.get_job(job_id)).returnvalue == "done"
     events = await queue.redis.xrange(queue.keys.events, min="-", max="+")
     assert [e["event"] for _, e in events[events_before:]].count("completed") == 2
+
+
+# -- B6: a job whose hash disappears ----------------------------------------------------------
+
+
+async def take(queue: minibull.Queue, token: str = "t") -> str | None:
+    """One moveToActive at the clock's now: the id taken (or None)."""
+    taken = await queue.scripts.move_to_active(queue.clock.now(), Take(token, lock_ms=60_000))
+    return taken.job_id
+
+
+FINISH_CALLS = {
+    "moveToFinished": lambda scripts, job_id, now: scripts.move_to_finished(
+        job_id, now=now, token="t", failed=False, value="1", keep={"count": -1}, attempts=1
+    ),
+    "retryJob": lambda scripts, job_id, now: scripts.retry_job(
+        job_id, "t", lifo=False, fields={}, now=now
+    ),
+    "moveToDelayed": lambda scripts, job_id, now: scripts.move_to_delayed(
+        now, job_id, "t", 1000, {}
+    ),
+}
+
+
+@pytest.mark.parametrize("script", FINISH_CALLS)
+async def test_finishing_a_job_whose_hash_is_gone_still_takes_it_out_of_active(queue, script):
+    job = await queue.add("doomed", {})
+    assert await take(queue) == job.id
+    await queue.redis.sadd(queue.keys.stalled, job.id)
+    await queue.redis.delete(queue.keys.job(job.id))
+    with pytest.raises(minibull.JobNotFoundError):
+        await FINISH_CALLS[script](queue.scripts, job.id, queue.clock.now())
+    assert await queue.redis.lrange(queue.keys.active, 0, -1) == []
+    assert not await queue.redis.exists(queue.keys.lock(job.id), queue.keys.job(job.id))
+    assert not await queue.redis.sismember(queue.keys.stalled, job.id)
+    assert await queue.get_job_counts() == dict.fromkeys(minibull.STATES, 0)
+
+
+async def test_finishing_a_missing_job_leaves_another_workers_lock_alone(queue):
+    job = await queue.add("doomed", {})
+    assert await take(queue, token="theirs") == job.id
+    await queue.redis.delete(queue.keys.job(job.id))
+    with pytest.raises(minibull.JobNotFoundError):
+        await FINISH_CALLS["moveToFinished"](queue.scripts, job.id, queue.clock.now())
+    assert await queue.redis.lrange(queue.keys.active, 0, -1) == [job.id]
+    assert await queue.redis.get(queue.keys.lock(job.id)) == "theirs"
+
+
+async def sweep(queue: minibull.Queue, max_stalled_count: int = 0) -> list[str]:
+    """One stalled sweep, whatever the stalled-check key says."""
+    await queue.redis.delete(queue.keys.stalled_check)
+    now = queue.clock.now()
+    return await queue.scripts.move_stalled_jobs_to_wait(now, max_stalled_count, 1000)
+
+
+async def test_the_stalled_sweep_drops_a_job_whose_hash_is_gone(queue):
+    # A crashed worker's job, then its hash is deleted: the sweep used to recreate a
+    # hash-less job (HINCRBY stc) and put it back in line, for ever.
+    lost, fine = await queue.add("lost", {}), await queue.add("fine", {})
+    assert await take(queue) == lost.id and await take(queue) == fine.id
+    await queue.redis.delete(queue.keys.lock(lost.id), queue.keys.lock(fine.id))
+    await queue.redis.delete(queue.keys.job(lost.id))
+    assert await sweep(queue) == []  # marks both as suspects
+    assert await sweep(queue) == [fine.id]
+    assert await queue.redis.lrange(queue.keys.wait, 0, -1) == [fine.id]
+    assert await queue.redis.lrange(queue.keys.active, 0, -1) == []
+    assert not await queue.redis.exists(queue.keys.job(lost.id))
+
+
+async def test_take_skips_an_id_whose_hash_is_gone(queue):
+    first, second = await queue.add("a", {}), await queue.add("b", {}, priority=1)
+    await queue.redis.delete(queue.keys.job(first.id))
+    assert await take(queue) == second.id
+    assert await queue.redis.lrange(queue.keys.active, 0, -1) == [second.id]
+    assert await take(queue) is None
+    assert await queue.redis.lrange(queue.keys.active, 0, -1) == [second.id]
+
+
+# -- B19: check first, then write --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", FINISH_CALLS)
+async def test_a_refused_finish_changes_nothing(queue, script):
+    # The job has our lock but is not in "active" (-3): the lock used to be deleted first.
+    job = await queue.add("j", {})
+    assert await take(queue) == job.id
+    await queue.redis.lrem(queue.keys.active, 0, job.id)
+    with pytest.raises(minibull.LockLostError, match="not in the expected state"):
+        await FINISH_CALLS[script](queue.scripts, job.id, queue.clock.now())
+    assert await queue.redis.get(queue.keys.lock(job.id)) == "t"
+
+
+async def test_fields_cjson_refuses_change_nothing(queue):
+    # Straight to retryJob with fields as another client could send them: cjson refuses a
+    # lone surrogate escape. The job used to vanish (out of "active", lock gone, in no state).
+    job = await queue.add("j", {})
+    assert await take(queue) == job.id
+    script_keys, argv = retry_job_args(
+        queue.keys, job.id, "t", lifo=False, fields={}, now=queue.clock.now()
+    )
+    argv[4] = '{"failedReason": "bad \\ud800"}'
+    # Redis answers an error; the embedded fakeredis's cjson raises UnicodeEncodeError.
+    with pytest.raises((ResponseError, UnicodeError)):
+        await queue.scripts.run("retryJob", (script_keys, argv))
+    assert await queue.get_job_state(job.id) == "active"
+    assert await queue.redis.get(queue.keys.lock(job.id)) == "t"
+
+
+async def test_a_reason_with_a_lone_surrogate_is_recorded_with_a_replacement(queue):
+    # An error message that quotes data a Node producer wrote ("\\ud800" is valid JSON):
+    # Redis takes only UTF-8 and cjson refuses the escape, so the builders replace it.
+    job = await queue.add("j", {})
+    assert await take(queue) == job.id
+    reason = "bad input: \ud800"
+    await queue.scripts.retry_job(
+        job.id, "t", lifo=False, fields={"failedReason": reason}, now=queue.clock.now()
+    )
+    assert (await queue.get_job(job.id)).failed_reason == "bad input: \ufffd"
+    assert await take(queue) == job.id
+    await queue.scripts.move_to_finished(
+        job.id,
+        now=queue.clock.now(),
+        token="t",
+        failed=True,
+        value=reason,
+        keep={"count": -1},
+        attempts=2,
+    )
+    assert await queue.get_job_state(job.id) == "failed"
+    assert (await queue.get_job(job.id)).failed_reason == "bad input: \ufffd"
+
+
+async def test_a_stalled_scheduler_run_is_not_failed_while_its_scheduler_exists(queue):
+    # BullMQ exempts repeatable jobs from max_stalled_count: failing the run would end the
+    # schedule (its next run is planned when a worker takes this one).
+    await queue.upsert_job_scheduler("tick", {"every": 60, "immediately": True})
+    plain = await queue.add("plain", {})
+    taken = {await take(queue), await take(queue)}
+    run_id = (taken - {plain.id}).pop()
+    assert run_id.startswith("repeat:tick:")
+    await queue.redis.delete(queue.keys.lock(run_id), queue.keys.lock(plain.id))
+    await sweep(queue)
+    assert set(await sweep(queue)) == taken
+    defa = [queue.redis.hget(queue.keys.job(job_id), "defa") for job_id in (run_id, plain.id)]
+    assert [await marked is not None for marked in defa] == [False, True]
+    # A run whose scheduler is gone is failed like any job (BullMQ 5.80 fails orphans).
+    assert {await take(queue), await take(queue)} == taken
+    await queue.remove_job_scheduler("tick")
+    await queue.redis.delete(queue.keys.lock(run_id))
+    await sweep(queue)
+    assert await sweep(queue) == [run_id]
+    assert await queue.redis.hget(queue.keys.job(run_id), "defa") is not None

@@ -398,7 +398,8 @@ class QueueMachine(RuleBasedStateMachine):
         scripts, now = self.queue.scripts, self.clock.now()
         if outcome == "retry now":
             lifo = data.draw(st.booleans(), label="lifo")
-            self.run(scripts.retry_job(job_id, token, lifo=lifo, fields={"failedReason": "x"}))
+            fields = {"failedReason": "x"}
+            self.run(scripts.retry_job(job_id, token, lifo=lifo, fields=fields, now=now))
             return lifo, None
         if outcome == "retry later":
             delay = data.draw(st.sampled_from((0, 1, 3)), label="delay ms")

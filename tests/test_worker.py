@@ -340,7 +340,9 @@ async def test_a_job_deleted_while_it_runs_is_reported_and_the_worker_goes_on(
 ):
     # Someone deletes the running job's hash (an obliterate, a hand-made DEL): finishing
     # it fails with JobNotFoundError, which the worker reports as an error event; its slot
-    # is free again, and no task dies with an exception nobody reads.
+    # is free again, and no task dies with an exception nobody reads. The id leaves
+    # "active" with its lock: long after the lock would have expired, the stalled sweep
+    # has not brought it back as a job with no data (it ran again and again, empty).
     errors, done = [], []
 
     async def processor(job):
@@ -348,11 +350,28 @@ async def test_a_job_deleted_while_it_runs_is_reported_and_the_worker_goes_on(
             await queue.redis.delete(queue.keys.job(job.id))
         done.append(job.name)
 
-    worker = make_worker(processor)
+    worker = make_worker(processor, lock_duration=0.3, stalled_interval=0.1, start=False)
+    sweeps = []
+    sweep = worker.queue.scripts.move_stalled_jobs_to_wait
+
+    async def counted_sweep(*args):
+        sweeps.append(await sweep(*args))
+        return sweeps[-1]
+
+    worker.queue.scripts.move_stalled_jobs_to_wait = counted_sweep
     worker.on("error", errors.append)
-    await queue.add("doomed", {})
+    worker.start()
+    doomed = await queue.add("doomed", {})
     await wait_for(lambda: len(errors) == 1)
     assert isinstance(errors[0], minibull.JobNotFoundError), errors
+    assert await queue.redis.lrange(queue.keys.active, 0, -1) == []
+    assert not await queue.redis.exists(queue.keys.lock(doomed.id))
     job = await queue.add("next", {})
     assert await job.wait_until_finished(timeout=5) is None
+    # 8 sweeps, 0.1 s apart: well past the 0.3 s lock the doomed job had.
+    seen = len(sweeps)
+    await wait_for(lambda: len(sweeps) >= seen + 8)
     assert done == ["doomed", "next"]
+    assert not any(sweeps), sweeps
+    assert not await queue.redis.exists(queue.keys.job(doomed.id))
+    assert len(errors) == 1, errors

@@ -1,6 +1,7 @@
 --[[
   Retries a failed attempt later (backoff): moves the job from "active" to
-  "delayed", due at now + delay, and counts the attempt.
+  "delayed", due at now + delay, and counts the attempt. Checks first, then
+  writes: a refused call, or fields cjson cannot decode, change nothing.
 
   KEYS[1] active   KEYS[2] delayed   KEYS[3] marker   KEYS[4] meta
   KEYS[5] events   KEYS[6] stalled
@@ -10,12 +11,13 @@
   ARGV[4] lock token
   ARGV[5] delay (ms)
   ARGV[6] JSON object of job fields to set (failedReason, stacktrace)
-  Output: 0, or -1 no such job, -2 lock missing, -3 not active, -6 lock held by another worker.
+  Output: 0, or -1 no such job (its id still leaves "active", see releaseActiveJob),
+          -2 lock missing, -3 not active, -6 lock held by another worker.
   Events: delayed (with the due time in ms, and "ts", the clock's now).
 ]]
 local rcall = redis.call
--- @include "removeLock"
--- @include "updateJobFields"
+-- @include "releaseActiveJob"
+-- @include "jobFields"
 -- @include "getDelayedScore"
 -- @include "addDelayMarker"
 -- @include "emitEvent"
@@ -24,18 +26,17 @@ local activeKey, delayedKey, markerKey = KEYS[1], KEYS[2], KEYS[3]
 local metaKey, eventsKey, stalledKey = KEYS[4], KEYS[5], KEYS[6]
 local jobId, token, delay = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local jobKey = ARGV[1] .. jobId
+local fields = decodeJobFields(ARGV[6])
 
 if rcall("EXISTS", jobKey) == 0 then
+  dropMissingJob(activeKey, stalledKey, jobKey, jobId, token)
   return -1
 end
-local lockError = removeLock(jobKey, stalledKey, token, jobId)
+local lockError = releaseActiveJob(activeKey, stalledKey, jobKey, jobId, token)
 if lockError < 0 then
   return lockError
 end
-if rcall("LREM", activeKey, -1, jobId) == 0 then
-  return -3
-end
-updateJobFields(jobKey, ARGV[6])
+setJobFields(jobKey, fields)
 local score, due = getDelayedScore(delayedKey, ARGV[2], delay)
 rcall("HINCRBY", jobKey, "atm", 1)
 rcall("HSET", jobKey, "delay", delay)

@@ -1,7 +1,8 @@
 --[[
   Ends a job's run: releases its lock, moves it from "active" to "completed" or
   "failed" (or deletes it, per removeOnComplete/removeOnFail) and stores the
-  return value or the failure reason.
+  return value or the failure reason. Checks first, then writes: a refused call,
+  or fields cjson cannot decode, change nothing.
 
   KEYS[1] wait     KEYS[2] active   KEYS[3] prioritized   KEYS[4] delayed
   KEYS[5] pc       KEYS[6] marker   KEYS[7] meta          KEYS[8] events
@@ -21,12 +22,13 @@
   ARGV[13..17] for that: lock token, lock duration (ms), worker id, the worker's
            rate limit (jobs per window, 0: none) and window (ms)
   Output: {0, then moveToActive's four values (all 0 when not fetching)}, or
-          {-1} no such job, {-2} lock missing, {-3} not active, {-6} lock held by another worker.
+          {-1} no such job (its id still leaves "active", see releaseActiveJob),
+          {-2} lock missing, {-3} not active, {-6} lock held by another worker.
   Events: completed or failed (with "ts", the clock's now), retries-exhausted, drained.
 ]]
 local rcall = redis.call
--- @include "removeLock"
--- @include "updateJobFields"
+-- @include "releaseActiveJob"
+-- @include "jobFields"
 -- @include "trimFinishedJobs"
 -- @include "emitEvent"
 -- @include "removeDeduplicationKey"
@@ -51,23 +53,23 @@ local metaKey, eventsKey, stalledKey, finishedKey = KEYS[7], KEYS[8], KEYS[9], K
 local prefix, now, jobId, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local target, field, value = ARGV[5], ARGV[6], ARGV[7]
 local jobKey = prefix .. jobId
+local fields = decodeJobFields(ARGV[10])
+local keepCount, keepAge = string.match(ARGV[8], "^(-?%d+):?(%d*)$")
+local keep = {count = tonumber(keepCount), age = tonumber(keepAge)}
+local attempts = tonumber(ARGV[9]) or 1
 
 local job = rcall("HMGET", jobKey, "timestamp", "atm", "deid")
 if not job[1] then  -- every job hash has a timestamp
+  dropMissingJob(activeKey, stalledKey, jobKey, jobId, token)
   return {-1}
 end
-local lockError = removeLock(jobKey, stalledKey, token, jobId)
+local lockError = releaseActiveJob(activeKey, stalledKey, jobKey, jobId, token)
 if lockError < 0 then
   return {lockError}
 end
-if rcall("LREM", activeKey, -1, jobId) == 0 then
-  return {-3}
-end
-updateJobFields(jobKey, ARGV[10])
+setJobFields(jobKey, fields)
 removeDeduplicationKeyOf(ARGV[11], job[3], jobId)
 local attemptsMade = (tonumber(job[2]) or 0) + 1
-local keepCount, keepAge = string.match(ARGV[8], "^(-?%d+):?(%d*)$")
-local keep = {count = tonumber(keepCount), age = tonumber(keepAge)}
 if keep["count"] ~= 0 then
   rcall("ZADD", finishedKey, now, jobId)
   rcall("HSET", jobKey, field, value, "finishedOn", now, "atm", attemptsMade)
@@ -81,7 +83,7 @@ end
 -- Fetching the next job reads the queue's meta: read it now, and the events limit with it.
 local meta = ARGV[12] == "1" and readQueueMeta(metaKey) or nil
 emitEvent(eventsKey, metaKey, target, "jobId", jobId, field, value, "prev", "active", "ts", now)
-if target == "failed" and attemptsMade >= tonumber(ARGV[9]) then
+if target == "failed" and attemptsMade >= attempts then
   emitEvent(eventsKey, metaKey, "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
 end
 if ARGV[12] == "1" then

@@ -1,6 +1,7 @@
 --[[
   Retries a failed attempt at once: moves the job from "active" back to "wait"
-  (or "prioritized") and counts the attempt.
+  (or "prioritized") and counts the attempt. Checks first, then writes: a
+  refused call, or fields cjson cannot decode, change nothing.
 
   KEYS[1] wait     KEYS[2] active   KEYS[3] prioritized   KEYS[4] pc
   KEYS[5] marker   KEYS[6] meta     KEYS[7] events        KEYS[8] stalled
@@ -9,14 +10,15 @@
   ARGV[3] lock token
   ARGV[4] push command: "LPUSH" (fifo) or "RPUSH" (lifo)
   ARGV[5] JSON object of job fields to set (failedReason, stacktrace)
-  ARGV[6] now (epoch ms), for the event ("" when not known)
-  Output: 0, or -1 no such job, -2 lock missing, -3 not active, -6 lock held by another worker.
+  ARGV[6] now (epoch ms), for the event
+  Output: 0, or -1 no such job (its id still leaves "active", see releaseActiveJob),
+          -2 lock missing, -3 not active, -6 lock held by another worker.
   Events: waiting (with "ts", the clock's now).
 ]]
 local rcall = redis.call
 -- @include "isQueuePaused"
--- @include "removeLock"
--- @include "updateJobFields"
+-- @include "releaseActiveJob"
+-- @include "jobFields"
 -- @include "addJobToWait"
 -- @include "addBaseMarker"
 -- @include "emitEvent"
@@ -25,25 +27,20 @@ local waitKey, activeKey, prioritizedKey, pcKey = KEYS[1], KEYS[2], KEYS[3], KEY
 local markerKey, metaKey, eventsKey, stalledKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local jobId, token = ARGV[2], ARGV[3]
 local jobKey = ARGV[1] .. jobId
+local fields = decodeJobFields(ARGV[5])
 
 if rcall("EXISTS", jobKey) == 0 then
+  dropMissingJob(activeKey, stalledKey, jobKey, jobId, token)
   return -1
 end
-local lockError = removeLock(jobKey, stalledKey, token, jobId)
+local lockError = releaseActiveJob(activeKey, stalledKey, jobKey, jobId, token)
 if lockError < 0 then
   return lockError
 end
-if rcall("LREM", activeKey, -1, jobId) == 0 then
-  return -3
-end
-updateJobFields(jobKey, ARGV[5])
+setJobFields(jobKey, fields)
 local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
 addJobToWait(waitKey, prioritizedKey, pcKey, jobId, priority, ARGV[4])
 addBaseMarker(markerKey, isQueuePaused(metaKey))
 rcall("HINCRBY", jobKey, "atm", 1)
-if ARGV[6] ~= "" then
-  emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId, "prev", "active", "ts", ARGV[6])
-else
-  emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId, "prev", "active")
-end
+emitEvent(eventsKey, metaKey, "waiting", "jobId", jobId, "prev", "active", "ts", ARGV[6])
 return 0

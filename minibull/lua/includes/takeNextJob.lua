@@ -2,7 +2,9 @@
   The heart of moveToActive, shared with moveToFinished (which fetches the next
   job in the same call, as BullMQ's Node worker does): promote due delayed
   jobs, honour the queue's pause, global concurrency and rate limits, then move
-  the next job to "active" and lock it.
+  the next job to "active" and lock it. An id whose hash is gone (deleted by
+  hand, evicted under allkeys-lru) is dropped from "active" and the next one
+  taken: a worker never gets a job with no data (minibull's own guard).
 
   k: {wait, active, prioritized, delayed, pc, marker, meta, events, limiter}
   take: {token, lockMs, worker, limitMax, limitWindow} (limitMax 0: no worker limit),
@@ -19,9 +21,8 @@
 -- @include "emitEvent"
 -- @include "readQueueMeta"
 
--- The job's hash as HGETALL gives it, with processedOn, pb and ats set (one HSET).
-local function startJob(jobKey, now, worker)
-  local flat = rcall("HGETALL", jobKey)
+-- The job's hash as HGETALL gave it (flat), with processedOn, pb and ats set (one HSET).
+local function startJob(jobKey, flat, now, worker)
   local set = {processedOn = now, pb = worker, ats = 1}
   for i = 1, #flat, 2 do
     if flat[i] == "ats" then
@@ -46,6 +47,23 @@ local function startJob(jobKey, now, worker)
   return flat
 end
 
+-- The next ready id, moved to "active": wait's right end, else the best prioritized job.
+local function popNextJob(k)
+  local jobId = rcall("RPOPLPUSH", k.wait, k.active)
+  if jobId then
+    return jobId
+  end
+  local best = rcall("ZPOPMIN", k.prioritized)
+  if not best[1] then
+    return nil
+  end
+  rcall("LPUSH", k.active, best[1])
+  if rcall("ZCARD", k.prioritized) == 0 then
+    rcall("DEL", k.pc)
+  end
+  return best[1]
+end
+
 local function takeNextJob(k, prefix, now, take, meta)
   meta = meta or readQueueMeta(k.meta)
   local paused = meta[1] ~= false
@@ -67,27 +85,24 @@ local function takeNextJob(k, prefix, now, take, meta)
     return {0, 0, 0, 0}
   end
 
-  local jobId = rcall("RPOPLPUSH", k.wait, k.active)
-  if not jobId then
-    local best = rcall("ZPOPMIN", k.prioritized)
-    if best[1] then
-      jobId = best[1]
-      rcall("LPUSH", k.active, jobId)
-      if rcall("ZCARD", k.prioritized) == 0 then
-        rcall("DEL", k.pc)
-      end
+  local jobId, flat
+  repeat
+    jobId = popNextJob(k)
+    if not jobId then
+      return {0, 0, nextDelayedTimestamp(k.delayed), 0}
     end
-  end
-  if not jobId then
-    return {0, 0, nextDelayedTimestamp(k.delayed), 0}
-  end
+    flat = rcall("HGETALL", prefix .. jobId)
+    if #flat == 0 then
+      rcall("LREM", k.active, 1, jobId)
+    end
+  until #flat > 0
   if maxJobs and rcall("INCR", k.limiter) == 1 then
     rcall("PEXPIRE", k.limiter, window)
   end
 
   local jobKey = prefix .. jobId
   rcall("SET", jobKey .. ":lock", take.token, "PX", take.lockMs)
-  local job = startJob(jobKey, now, take.worker)
+  local job = startJob(jobKey, flat, now, take.worker)
   emitEvent(k.events, k.meta, "active", "jobId", jobId, "prev", "waiting", "ts", now,
             "worker", take.worker)
   -- More work left: wake another idle worker.
