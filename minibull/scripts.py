@@ -29,6 +29,7 @@ ERROR_CODES = {
     -2: "the job's lock is missing (it expired; another worker may have the job now)",
     -3: "the job is not in the expected state",
     -6: "the job's lock is held by another worker",
+    -8: "the job is the next run of a job scheduler; remove the scheduler instead",
     -100: "the job id is reserved: it names a queue-level key",
 }
 
@@ -286,6 +287,7 @@ def remove_job_args(keys: QueueKeys, job_id: str) -> Args:
             keys.stalled,
             keys.meta,
             keys.events,
+            keys.repeat,
         ],
         [keys.job_prefix, job_id, keys.deduplication_prefix],
     )
@@ -316,7 +318,7 @@ def move_jobs_to_wait_args(
 
 def drain_args(keys: QueueKeys, delayed: bool) -> Args:
     return (
-        [keys.wait, keys.prioritized, keys.pc, keys.delayed],
+        [keys.wait, keys.prioritized, keys.pc, keys.delayed, keys.repeat],
         [keys.job_prefix, int(delayed), keys.deduplication_prefix],
     )
 
@@ -325,7 +327,7 @@ def clean_args(keys: QueueKeys, state: str, cutoff: int, limit: int) -> Args:
     kind = "list" if state in LIST_STATES else "zset"
     finished = state in ("completed", "failed")
     return (
-        [keys.state_key(state), keys.meta, keys.events],
+        [keys.state_key(state), keys.meta, keys.events, keys.stalled, keys.repeat],
         [keys.job_prefix, kind, cutoff, limit, int(finished), keys.deduplication_prefix],
     )
 
@@ -471,8 +473,11 @@ class Scripts:
         return int(result)
 
     async def remove_job(self, job_id: str) -> bool:
-        """True if removed, False if a worker holds its lock."""
+        """True if removed, False if a worker holds its lock. A scheduler's next run cannot be
+        removed alone (RuntimeError): that would stop the scheduler for good."""
         result = await self.run("removeJob", remove_job_args(self.keys, job_id))
+        if result == -8:
+            raise RuntimeError(f"cannot remove job {job_id}: {ERROR_CODES[-8]}")
         check(result, job_id, "remove")
         return result == 1
 

@@ -302,3 +302,45 @@ async def test_a_stalled_scheduler_run_is_not_failed_while_its_scheduler_exists(
     await sweep(queue)
     assert await sweep(queue) == [run_id]
     assert await queue.redis.hget(queue.keys.job(run_id), "defa") is not None
+
+
+# -- B9: a job scheduler's pending run ----------------------------------------------------------
+
+
+async def test_removing_a_schedulers_pending_run_is_refused(queue):
+    run = await queue.upsert_job_scheduler("tick", {"every": 60})
+    with pytest.raises(RuntimeError, match="next run of a job scheduler"):
+        await run.remove()
+    assert await queue.get_job_state(run.id) == "waiting"
+    assert await take(queue) == run.id
+
+
+async def test_clean_and_drain_skip_a_schedulers_pending_run(queue):
+    run = await queue.upsert_job_scheduler("tick", {"every": 60})
+    plain = await queue.add("plain", {})
+    assert await queue.clean(0, state="waiting") == [plain.id]
+    assert [job.id for job in await queue.get_jobs("waiting")] == [run.id]
+    assert await queue.drain(delayed=True) == 0
+    assert await queue.get_job_state(run.id) == "waiting"
+
+
+async def test_clean_removes_an_unlocked_active_job_with_its_stalled_mark(queue):
+    job = await queue.add("j", {}, deduplication={"id": "d"})
+    assert await take(queue) == job.id
+    await queue.redis.delete(queue.keys.lock(job.id))
+    await sweep(queue)  # marks it stalled
+    assert await queue.clean(0, state="active") == [job.id]
+    assert not await queue.redis.sismember(queue.keys.stalled, job.id)
+    assert not await queue.redis.exists(queue.keys.deduplication("d"))
+
+
+async def test_clean_reads_the_state_in_pages_oldest_first(queue):
+    jobs = await queue.add_bulk([{"name": "j", "data": i} for i in range(2500)])
+    ids = [job.id for job in jobs]
+    assert await queue.clean(0, limit=3, state="waiting") == ids[:3]
+    assert await queue.clean(0, state="waiting") == ids[3:]
+    await finished_jobs(queue, 2500)
+    locked = (await queue.get_jobs("completed", 1200, 1200))[0].id
+    await queue.redis.set(queue.keys.lock(locked), "someone")
+    assert len(await queue.clean(0, state="completed")) == 2499
+    assert await queue.redis.zrange(queue.keys.completed, 0, -1) == [locked]

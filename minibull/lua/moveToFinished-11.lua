@@ -76,9 +76,9 @@ if keep["count"] ~= 0 then
   if target == "failed" then
     rcall("HDEL", jobKey, "defa")
   end
-  trimFinishedJobs(finishedKey, prefix, keep, now)
+  trimFinishedJobs(finishedKey, prefix, keep, now, ARGV[11], stalledKey)
 else
-  removeJobKeys(jobKey)
+  removeJob(prefix, jobId, ARGV[11], stalledKey)
 end
 -- Fetching the next job reads the queue's meta: read it now, and the events limit with it.
 local meta = ARGV[12] == "1" and readQueueMeta(metaKey) or nil

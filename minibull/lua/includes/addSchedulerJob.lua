@@ -9,8 +9,9 @@
 -- @include "addDelayMarker"
 -- @include "getDelayedScore"
 -- @include "emitEvent"
+-- @include "removeJob"
 local function addSchedulerJob(k, prefix, schedulerId, schedulerKey, millis, now, paused)
-  local jobId = "repeat:" .. schedulerId .. ":" .. string.format("%.0f", millis)
+  local jobId = schedulerRunId(schedulerId, millis)
   local jobKey = prefix .. jobId
   if rcall("EXISTS", jobKey) == 1 then
     return jobId, 0
@@ -54,14 +55,14 @@ local function schedulerKeys()
           pc = KEYS[5], marker = KEYS[6], meta = KEYS[7], events = KEYS[8]}
 end
 
--- Removes the scheduler's pending run (not a running one) and its job hash;
+-- Removes the scheduler's pending run (not a running one), as includes/removeJob does;
 -- returns true if there was one.
 local function removePendingRun(k, prefix, schedulerId, millis)
-  local jobId = "repeat:" .. schedulerId .. ":" .. string.format("%.0f", millis)
+  local jobId = schedulerRunId(schedulerId, millis)
   local removed = rcall("ZREM", k.delayed, jobId) + rcall("ZREM", k.prioritized, jobId)
                   + rcall("LREM", k.wait, 0, jobId)
   if removed > 0 then
-    rcall("DEL", prefix .. jobId, prefix .. jobId .. ":logs")
+    removeJob(prefix, jobId, nil, nil)
   end
   return removed > 0
 end

@@ -1,35 +1,28 @@
 --[[
-  Removes every job waiting to run (and, if asked, every delayed job).
-  Running and finished jobs stay, and so do job schedulers' pending runs.
+  Removes every job waiting to run (and, if asked, every delayed job), each as
+  includes/removeJob does. Running and finished jobs stay, and so do job
+  schedulers' pending runs (as in BullMQ: they are what plans the next run).
 
-  KEYS[1] wait   KEYS[2] prioritized   KEYS[3] pc   KEYS[4] delayed
+  KEYS[1] wait   KEYS[2] prioritized   KEYS[3] pc   KEYS[4] delayed   KEYS[5] repeat
   ARGV[1] job key prefix
   ARGV[2] "1" to remove delayed jobs too
   ARGV[3] deduplication key prefix ("bull:<queue>:de:"): their ids are freed
   Output: the number of jobs removed.
 ]]
 local rcall = redis.call
--- @include "removeJobKeys"
--- @include "removeDeduplicationKey"
+-- @include "removeJob"
 -- @include "batches"
 
+local prefix, dedupPrefix, repeatKey = ARGV[1], ARGV[3], KEYS[5]
 local removed = 0
--- The pending run of a job scheduler stays (as in BullMQ): it is what plans the next run.
-local function isSchedulerRun(jobId)
-  return string.sub(jobId, 1, 7) == "repeat:"
-end
-local function removeJob(jobId)
-  removeDeduplicationKey(ARGV[3], ARGV[1] .. jobId, jobId)
-  removeJobKeys(ARGV[1] .. jobId)
-  removed = removed + 1
-end
 
 local kept = {}
 for _, jobId in ipairs(rcall("LRANGE", KEYS[1], 0, -1)) do
-  if isSchedulerRun(jobId) then
+  if isPendingSchedulerRun(repeatKey, prefix, jobId) then
     table.insert(kept, jobId)
   else
-    removeJob(jobId)
+    removeJob(prefix, jobId, dedupPrefix, nil)
+    removed = removed + 1
   end
 end
 rcall("DEL", KEYS[1])
@@ -42,9 +35,10 @@ if ARGV[2] == "1" then
 end
 for _, zset in ipairs(zsets) do
   for _, jobId in ipairs(rcall("ZRANGE", zset, 0, -1)) do
-    if not isSchedulerRun(jobId) then
+    if not isPendingSchedulerRun(repeatKey, prefix, jobId) then
       rcall("ZREM", zset, jobId)
-      removeJob(jobId)
+      removeJob(prefix, jobId, dedupPrefix, nil)
+      removed = removed + 1
     end
   end
 end

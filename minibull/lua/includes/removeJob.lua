@@ -1,0 +1,33 @@
+--[[
+  The one way a job is deleted (removeJob, cleanJobsInSet, drain, trimFinishedJobs,
+  moveToFinished's removeOnComplete/Fail, a scheduler's replaced run), as BullMQ's
+  removeJob include: its hash, lock and logs, its stalled mark, and the deduplication
+  id it holds (only if that still points at it). The caller takes the id out of its
+  state's list or zset. dedupPrefix and stalledKey may be nil where the caller has no
+  such key (a scheduler's run has no deduplication id; waiting jobs have no stalled mark).
+
+  isPendingSchedulerRun: the run a job scheduler waits on (BullMQ's isJobSchedulerJob).
+  Removing it alone would stop the schedule for good, since the next run is planned when
+  a worker takes this one: removeJob refuses it (-8), clean and drain skip it.
+]]
+-- @include "removeDeduplicationKey"
+-- @include "schedulerRunId"
+local function removeJob(prefix, jobId, dedupPrefix, stalledKey)
+  local jobKey = prefix .. jobId
+  if dedupPrefix then
+    removeDeduplicationKey(dedupPrefix, jobKey, jobId)
+  end
+  if stalledKey then
+    rcall("SREM", stalledKey, jobId)
+  end
+  rcall("DEL", jobKey, jobKey .. ":lock", jobKey .. ":logs")
+end
+
+local function isPendingSchedulerRun(repeatKey, prefix, jobId)
+  local schedulerId = rcall("HGET", prefix .. jobId, "rjk")
+  if not schedulerId then
+    return false
+  end
+  local nextMillis = rcall("ZSCORE", repeatKey, schedulerId)
+  return nextMillis ~= false and jobId == schedulerRunId(schedulerId, tonumber(nextMillis))
+end
