@@ -8,7 +8,7 @@
   ARGV[2] now (epoch ms)
   ARGV[3] JSON array of jobs: {id ("" for a new numeric id), name, data (JSON
           text), opts (JSON text), delay (ms), priority, lifo, and optionally
-          dedupId and dedupTtl (ms, 0: until the job ends), schedulerId}
+          dedupId and dedupTtl (ms, 0: until the job ends)}
   ARGV[4] deduplication key prefix ("bull:<queue>:de:")
   ARGV[5] the reserved job ids (keys.RESERVED_JOB_IDS), separated by spaces
   Output: for each job, its id and 1 if added, 0 if an existing job stands in
@@ -73,9 +73,6 @@ local function addJob(job)
   local priority = tonumber(job["priority"])
   rcall("HSET", jobKey, "name", job["name"], "data", job["data"], "opts", job["opts"],
         "timestamp", now, "delay", delay, "priority", priority)
-  if job["schedulerId"] then
-    rcall("HSET", jobKey, "rjk", job["schedulerId"])
-  end
   if dedupId then
     rcall("HSET", jobKey, "deid", dedupId)
     if tonumber(job["dedupTtl"]) > 0 then
