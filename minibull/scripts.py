@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ ERROR_CODES = {
 Args = tuple[list[str], list[Any]]
 
 _RESERVED_IDS = " ".join(sorted(RESERVED_JOB_IDS))
+_PAGE = 1000  # ids read or keys deleted per Redis call (obliterate)
 
 
 @dataclass(frozen=True)
@@ -374,10 +376,6 @@ def remove_job_scheduler_args(keys: QueueKeys, scheduler_id: str) -> Args:
 # -- the calls ----------------------------------------------------------------
 
 
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
 def check(result: int, job_id: str, action: str) -> None:
     """Raise for a script's negative result: a missing job, or a lost lock."""
     if result == -1:
@@ -503,18 +501,48 @@ class Scripts:
         return list(await self.run("cleanJobsInSet", clean_args(self.keys, state, cutoff, limit)))
 
     async def obliterate(self, force: bool) -> None:
-        """Pause the queue (refusing while jobs run, unless forced), then delete all its keys."""
+        """Pause the queue (refusing while jobs run, unless forced), then delete all its keys.
+
+        By name, never by a ``bull:<queue>:*`` pattern, which would also match the keys of
+        a queue named ``<queue>:<more>``: every job found in a state (its hash, lock, logs
+        and deduplication id), every job scheduler, then the queue-level keys.
+        """
         if await self.run("obliterate", obliterate_args(self.keys, force)) == -2:
             raise RuntimeError("cannot obliterate a queue with active jobs; pass force=True")
-        pattern = _glob_escape(self.keys.job_prefix) + "*"
-        batch: list[str] = []
-        async for key in self.redis.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                await self.redis.delete(*batch)
-                batch = []
-        if batch:
-            await self.redis.delete(*batch)
+        async for job_ids in self._job_id_pages():
+            await self._delete_jobs(job_ids)
+        scheduler_ids = await self.redis.zrange(self.keys.repeat, 0, -1)
+        for first in range(0, len(scheduler_ids), _PAGE):
+            chunk = scheduler_ids[first : first + _PAGE]
+            await self.redis.delete(*(self.keys.scheduler(sid) for sid in chunk))
+        await self.redis.delete(*(self.keys.key(suffix) for suffix in sorted(RESERVED_JOB_IDS)))
+
+    async def _job_id_pages(self) -> AsyncIterator[list[str]]:
+        """The ids in every state's list or zset (and the stalled set), a page at a time."""
+        for suffix in ("wait", "active", "paused"):
+            key, start = self.keys.key(suffix), 0
+            while page := await self.redis.lrange(key, start, start + _PAGE - 1):
+                yield page
+                start += _PAGE
+        for suffix in ("prioritized", "delayed", "completed", "failed"):
+            key, start = self.keys.key(suffix), 0
+            while page := await self.redis.zrange(key, start, start + _PAGE - 1):
+                yield page
+                start += _PAGE
+        stalled = [job_id async for job_id in self.redis.sscan_iter(self.keys.stalled)]
+        for first in range(0, len(stalled), _PAGE):
+            yield stalled[first : first + _PAGE]
+
+    async def _delete_jobs(self, job_ids: list[str]) -> None:
+        """Delete jobs' hashes, locks, logs and the deduplication ids they hold."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(self.keys.job(job_id), "deid")
+            dedup_ids = await pipe.execute()
+        doomed = [self.keys.deduplication(d) for d in dedup_ids if d is not None]
+        for job_id in job_ids:
+            doomed += [self.keys.job(job_id), self.keys.lock(job_id), self.keys.logs(job_id)]
+        await self.redis.delete(*doomed)
 
     async def add_job_scheduler(
         self, now: int, scheduler_id: str, next_run: int, fields: dict[str, str]

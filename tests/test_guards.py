@@ -344,3 +344,22 @@ async def test_clean_reads_the_state_in_pages_oldest_first(queue):
     await queue.redis.set(queue.keys.lock(locked), "someone")
     assert len(await queue.clean(0, state="completed")) == 2499
     assert await queue.redis.zrange(queue.keys.completed, 0, -1) == [locked]
+
+
+# -- B8: obliterate deletes its own keys only ---------------------------------------------------
+
+
+async def test_obliterate_deletes_by_name_and_spares_a_queue_named_like_a_prefix(queue):
+    # Keys of a queue "q:high", written straight (queue names with ':' are refused now,
+    # but BullMQ's old clients, or older minibull, may have made them).
+    sibling = minibull.QueueKeys("q:high", prefix=queue.keys.prefix)
+    await queue.redis.lpush(sibling.wait, "1")
+    await queue.redis.hset(sibling.job("1"), "name", "theirs")
+    await finished_jobs(queue, 3, state="failed")
+    await queue.add("waiting", {}, deduplication={"id": "d"})
+    await queue.add("later", {}, delay=60)
+    await queue.upsert_job_scheduler("tick", {"every": 60})
+    assert await take(queue) is not None
+    await queue.scripts.add_log("1", "a line")
+    await queue.obliterate(force=True)
+    assert await keys_under(queue) == sorted([sibling.wait, sibling.job("1")])
