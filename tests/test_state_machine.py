@@ -1,4 +1,4 @@
-"""Random sequences of add / take / finish / retry / pause / remove, checked against a model.
+"""Random sequences of add / take / finish / retry / remove / clean ..., checked against a model.
 
 ``Model`` is BullMQ's job life cycle as plain Python, our PyTorch: it predicts which job a
 worker gets next, where every job is, and how many attempts it has made. ``QueueMachine``
@@ -28,6 +28,8 @@ from hypothesis.stateful import (
 
 import minibull
 from minibull.errors import JobNotFoundError, LockLostError
+from minibull.keys import RESERVED_JOB_IDS
+from minibull.options import build_job
 from minibull.scripts import Take, Taken
 from tests.conftest import START, delete_prefix
 
@@ -80,6 +82,7 @@ class Model:
         self.zsets: dict[str, dict[str, tuple[int, Any]]] = {state: {} for state in SCORE_UNIT}
         self.paused = False
         self.dedup: dict[str, str] = {}  # deduplication id -> the job that holds it
+        self.scheduler_run: str | None = None  # the pending run of the one job scheduler
         self.last_id = 0
         self.arrivals = itertools.count()
 
@@ -181,15 +184,38 @@ class Model:
         del self.jobs[job_id]
 
     def drain(self, delayed: bool) -> int:
-        """Every waiting and prioritized job (and delayed, if asked) is removed."""
+        """Every waiting and prioritized job (and delayed, if asked) is removed; a job
+        scheduler's pending run stays."""
         doomed = [
             *self.wait,
             *self.zsets["prioritized"],
             *(self.zsets["delayed"] if delayed else ()),
         ]
+        doomed = [job_id for job_id in doomed if job_id != self.scheduler_run]
         for job_id in doomed:
             self.remove(job_id)
         return len(doomed)
+
+    def clean(self, state: str, limit: int) -> list[str]:
+        """Queue.clean with no grace: oldest first, up to ``limit`` (0: all); running jobs
+        (all hold a lock here) and the scheduler's pending run stay."""
+        if state == "active":
+            return []
+        oldest_first = self.wait[::-1] if state == "waiting" else self.in_order(state)
+        doomed = [job_id for job_id in oldest_first if job_id != self.scheduler_run]
+        doomed = doomed[:limit] if limit else doomed
+        for job_id in doomed:
+            self.remove(job_id)
+        return doomed
+
+    def requeue_finished_before(self, state: str, until: int) -> list[str]:
+        """Queue.retry_jobs started at ``until``: the jobs that finished by then, oldest first."""
+        return [job_id for job_id in self.in_order(state) if self.zsets[state][job_id][0] <= until]
+
+    def drop_running(self, job_id: str) -> None:
+        """A running job whose hash is gone: finishing it takes it out of "active"."""
+        del self.active[self.active.index(job_id)]
+        del self.jobs[job_id]
 
     def _free_dedup(self, job_id: str) -> None:
         """A job that ends or goes away gives up its deduplication id (BullMQ, no TTL)."""
@@ -287,6 +313,58 @@ class QueueMachine(RuleBasedStateMachine):
         for job_id in oldest_first:
             self.model.requeue(job_id, state, reset)
 
+    @precondition(lambda self: self.model.zsets["completed"] or self.model.zsets["failed"])
+    @rule(
+        data=st.data(),
+        state=st.sampled_from(("failed", "completed")),
+        batch=st.sampled_from((1, 2)),
+    )
+    def retry_while_finishing(self, data: st.DataObject, state: str, batch: int) -> None:
+        """Queue.retry_jobs in small batches while a worker finishes a job in between: the
+        job finished after the call started stays where it is (the cut-off, BullMQ's)."""
+        scripts, until = self.queue.scripts, self.clock.now()
+        self.run(self.clock.advance(0.001))
+        if self.model.active:
+            self.settle(data, self.pick(data, self.model.active), state, fetch_next=False)
+        moved = self.model.requeue_finished_before(state, until)
+        total = 0
+        while count := self.run(scripts.move_jobs_to_wait(state, batch, False, until)):
+            total += count
+        assert total == len(moved)
+        for job_id in moved:
+            self.model.requeue(job_id, state, reset_attempts=False)
+
+    @rule(
+        state=st.sampled_from(("waiting", "active", "prioritized", "delayed", "completed")),
+        limit=st.sampled_from((0, 1, 2)),
+    )
+    def clean(self, state: str, limit: int) -> None:
+        """Queue.clean with no grace period: the oldest first, up to ``limit``."""
+        assert self.run(self.queue.clean(0, limit, state)) == self.model.clean(state, limit)
+
+    @precondition(lambda self: self.model.scheduler_run is None)
+    @rule()
+    def add_scheduler(self) -> None:
+        """A job scheduler whose first run is due now; nobody plans its next run here, so
+        the run stays its pending run: remove refuses it, clean and drain skip it."""
+        n = next(self.counter)
+        job = self.run(self.queue.upsert_job_scheduler("tick", {"every": 3600}, data={"n": n}))
+        self.model.jobs[job.id] = ModelJob(n, priority=0, lifo=False, delay=0)
+        self.model._ready(job.id, lifo=False)
+        self.model.scheduler_run = job.id
+        self.seen.append(job.id)
+
+    @rule(data=st.data())
+    def add_reserved_id(self, data: st.DataObject) -> None:
+        """A job id that names a queue key is refused, by Queue.add and by addJob itself."""
+        job_id = data.draw(st.sampled_from(sorted(RESERVED_JOB_IDS)), label="reserved id")
+        with pytest.raises(ValueError):
+            self.run(self.queue.add("job", {}, job_id=job_id))
+        spec = build_job("job", {})
+        spec["id"] = job_id
+        with pytest.raises(ValueError, match="is reserved"):
+            self.run(self.queue.scripts.add_jobs(self.clock.now(), [spec]))
+
     # Draining an empty queue shows little, and a drain every few steps would keep it empty.
     @precondition(lambda self: len(self.model.wait) + len(self.model.zsets["prioritized"]) > 2)
     @rule(delayed=st.booleans())
@@ -308,6 +386,9 @@ class QueueMachine(RuleBasedStateMachine):
                 self.run(job.remove() if call == "remove" else job.retry(state))
         elif call == "remove" and job_id in self.model.active:
             with pytest.raises(RuntimeError, match="is running"):
+                self.run(job.remove())
+        elif call == "remove" and job_id == self.model.scheduler_run:
+            with pytest.raises(RuntimeError, match="next run of a job scheduler"):
                 self.run(job.remove())
         elif call == "remove":
             self.run(job.remove())
@@ -370,6 +451,21 @@ class QueueMachine(RuleBasedStateMachine):
         job_id = self.pick(data, self.seen)
         with pytest.raises(LockLostError if job_id in self.model.jobs else JobNotFoundError):
             self.record(data, job_id, "not-the-holder", outcome, fetch_next=False)
+
+    @precondition(
+        lambda self: any(self.model.jobs[job_id].dedup_id is None for job_id in self.model.active)
+    )
+    @rule(data=st.data(), outcome=st.sampled_from(OUTCOMES))
+    def finish_a_deleted_job(self, data: st.DataObject, outcome: str) -> None:
+        """Someone deletes a running job's hash; its worker's finish is refused, and the id
+        leaves "active" with its lock (else the stalled sweep would bring it back empty).
+        Only jobs without a deduplication id: that id is in the hash that is gone."""
+        candidates = [j for j in self.model.active if self.model.jobs[j].dedup_id is None]
+        job_id = self.pick(data, candidates)
+        self.run(self.queue.redis.delete(self.queue.keys.job(job_id)))
+        with pytest.raises(JobNotFoundError):
+            self.record(data, job_id, self.model.jobs[job_id].token, outcome, fetch_next=False)
+        self.model.drop_running(job_id)
 
     @precondition(lambda self: self.model.active)
     @rule(data=st.data(), outcome=st.sampled_from(("completed", "failed")))
