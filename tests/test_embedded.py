@@ -131,12 +131,14 @@ async def test_a_taken_job_comes_back_with_every_field_of_its_hash(fields, ats) 
         await queue.close()
 
 
-async def test_a_job_id_without_a_hash_is_taken_with_no_fields(queue) -> None:
-    # A hand-made id in "wait" with no hash behind it: taken, with only the fields set now.
+async def test_a_job_id_without_a_hash_is_skipped(queue) -> None:
+    # A hand-made id in "wait" with no hash behind it is dropped (takeNextJob's guard,
+    # since 6e95a38); the next job is taken instead, with its fields.
     await queue.redis.lpush(queue.keys.wait, "ghost")
+    job = await queue.add("real", {})
     taken = await queue.scripts.move_to_active(1000, Take("token", 30_000, "w1"))
-    assert taken.job_id == "ghost"
-    assert taken.fields == {"processedOn": "1000", "pb": "w1", "ats": "1"}
+    assert taken.job_id == job.id
+    assert await queue.redis.lrange(queue.keys.active, 0, -1) == [job.id]
 
 
 async def test_one_connection_is_one_client_of_the_server() -> None:
