@@ -28,15 +28,19 @@ import fakeredis
 
 log = logging.getLogger(__name__)
 
-try:  # fakeredis internals: checked here so a change only costs speed
+try:  # fakeredis internals the Lua sandbox uses (see sandbox_lua)
+    from fakeredis._helpers import SimpleError as _ScriptError
+    from fakeredis.commands_mixins import scripting_mixin as _scripting
+except ImportError:  # pragma: no cover - depends on the fakeredis release
+    _ScriptError, _scripting = AttributeError, None  # type: ignore[assignment,misc]
+
+try:  # fakeredis internals of the fast path: checked here so a change only costs speed
     from fakeredis import _msgs as msgs
     from fakeredis._clients._async import FakeAsyncRedisConnection, FakeReader, FakeWriter
     from fakeredis._commands import COMMANDS_WITH_SUB
     from fakeredis._helpers import SimpleError, decode_command_bytes
     from fakeredis._socket import AsyncFakeSocket
-    from fakeredis.commands_mixins import scripting_mixin as _scripting
 
-    _ScriptError: type[Exception] = SimpleError
     _check_globals = _scripting._check_for_lua_globals
     _LuaError = _scripting.LUA_MODULE.LuaError
     fast_scripts_supported = all(
@@ -56,7 +60,6 @@ try:  # fakeredis internals: checked here so a change only costs speed
     )
 except (ImportError, AttributeError):  # pragma: no cover - depends on the fakeredis release
     fast_scripts_supported = False
-    _ScriptError = AttributeError
     # Bases for the class statements below, which are then never used.
     AsyncFakeSocket = FakeAsyncRedisConnection = object  # type: ignore[assignment,misc]
 
@@ -120,7 +123,7 @@ class _RestrictedLua:
 @contextlib.contextmanager
 def _restricted_runtimes() -> Iterator[None]:
     """While inside, a server that makes its Lua runtime gets a restricted one."""
-    module = getattr(globals().get("_scripting"), "LUA_MODULE", None)
+    module = getattr(_scripting, "LUA_MODULE", None)
     with _runtime_lock:
         if module is None:  # pragma: no cover - a fakeredis without this internal
             yield

@@ -6,6 +6,9 @@ ScriptCachingSocket server; results and errors must be the same.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 
 import fakeredis
@@ -168,3 +171,42 @@ async def test_a_client_that_does_not_decode_is_wrapped_with_the_same_pool_limit
     finally:
         await wrapped.aclose()
         await client.aclose()
+
+
+OLD_FAKEREDIS = """
+import asyncio
+import fakeredis._socket
+# As on fakeredis 2.26-2.40, which has no fakeredis._socket.AsyncFakeSocket.
+del fakeredis._socket.AsyncFakeSocket
+
+import minibull
+from minibull import embedded
+
+async def main():
+    assert not embedded.fast_scripts_supported
+    async with minibull.Queue("q") as queue:
+        async with minibull.Worker("q", lambda job: job.data * 2):
+            job = await queue.add("double", 21)
+            assert await job.wait_until_finished(timeout=10) == 42
+        assert await queue.redis.eval("return type(os)", 0) == "nil"
+        escape = "return tostring(redis.call.__globals__)"
+        try:
+            await queue.redis.eval(escape, 0)
+        except Exception as exc:
+            assert "cannot reach Python attributes" in str(exc), exc
+        else:
+            raise AssertionError("Python attributes are reachable")
+    print("slow path, sandboxed")
+
+asyncio.run(main())
+"""
+
+
+def test_minibull_imports_and_works_without_the_fast_paths_fakeredis_internals():
+    env = {k: v for k, v in os.environ.items() if k != "MINIBULL_REDIS_URL"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    result = subprocess.run(
+        [sys.executable, "-c", OLD_FAKEREDIS], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "slow path, sandboxed"
