@@ -308,7 +308,11 @@ def main() -> None:
         "README's Reliability section (nothing else)",
     )
     args = parser.parse_args()
+    import signal
     import socket
+
+    # Stopped with SIGTERM: unwind, so that the worker processes are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
