@@ -12,7 +12,7 @@ from .clock import Clock, SystemClock, to_ms
 from .connection import blocking_limit, check_cluster_prefix, resolve
 from .errors import JobFailedError, JobNotFoundError
 from .job import FINISHED_STATES, STATES, Job, _loads
-from .keys import LIST_STATES, QueueKeys
+from .keys import LIST_STATES, RESERVED_JOB_IDS, QueueKeys
 from .options import MAX_DELAY_MS, build_job, check_int, check_text
 from .schedule import check_repeat, next_run
 from .scripts import Scripts
@@ -200,6 +200,8 @@ class Queue:
 
     async def get_job(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
+        if str(job_id) in RESERVED_JOB_IDS:  # "meta" would read the queue's settings hash
+            return None
         raw = await self.redis.hgetall(self.keys.job(str(job_id)))
         return Job.from_hash(str(job_id), raw, self) if raw else None
 
@@ -309,22 +311,32 @@ class Queue:
         )
         return state, returnvalue, failed_reason
 
-    async def has_ready_work(self) -> bool:
+    async def has_ready_work(self, limiter: tuple[int, int] | None = None) -> bool:
         """True when a worker could take a job now or a wake-up call is pending.
 
-        A virtual clock asks this (through its workers) before moving time on.
+        A virtual clock asks this (through its workers) before moving time on. Jobs that
+        wait behind the global concurrency cap or a rate limit (the queue's, else the
+        worker's ``limiter``) are not ready: only a running job, or real time, frees them.
         """
         highest_due = (self.clock.now() + 1) * 0x1000 - 1
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(self.keys.marker)
-            pipe.hexists(self.keys.meta, "paused")
+            pipe.hmget(self.keys.meta, ["paused", "concurrency", "max"])
             pipe.llen(self.keys.wait)
             pipe.zcard(self.keys.prioritized)
             pipe.zcount(self.keys.delayed, 0, highest_due)
-            markers, paused, waiting, prioritized, due = await pipe.execute()
-        if markers:
-            return True
-        return not paused and (waiting + prioritized + due) > 0
+            pipe.llen(self.keys.active)
+            pipe.get(self.keys.limiter)
+            pipe.pttl(self.keys.limiter)
+            replies = await pipe.execute()
+        markers, (paused, concurrency, max_jobs), waiting, prioritized, due = replies[:5]
+        active, started, limit_ttl = replies[5:]
+        max_jobs = int(max_jobs) if max_jobs else (limiter[0] if limiter else None)
+        capped = concurrency is not None and active >= int(concurrency)
+        limited = max_jobs is not None and int(started or 0) >= max_jobs and limit_ttl > 0
+        if paused is not None or capped or limited:
+            return False  # a marker left behind cannot start anything either
+        return markers > 0 or (waiting + prioritized + due) > 0
 
     # -- job schedulers (repeatable jobs) -----------------------------------
 

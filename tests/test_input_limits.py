@@ -88,6 +88,12 @@ async def test_reserved_job_ids_are_refused_and_change_nothing(busy_queue, job_i
     }
 
 
+async def test_get_job_does_not_read_a_queue_key_as_a_job(busy_queue):
+    # Before: get_job("meta") returned the queue's settings hash as Job(id='meta', name='').
+    assert await busy_queue.get_job("meta") is None
+    assert await busy_queue.get_job("wait") is None
+
+
 async def test_a_reserved_id_late_in_a_bulk_add_writes_no_batch(busy_queue):
     jobs = [{"name": "j", "data": i} for i in range(BULK_BATCH_JOBS * 2)]
     jobs.append({"name": "j", "data": 0, "job_id": "wait"})
