@@ -241,17 +241,14 @@ def check_size(data_json: str, size_limit: int | None) -> None:
     """Refuse data over ``size_limit`` bytes as JSON (by default ``DEFAULT_SIZE_LIMIT``)."""
     if size_limit is not None:
         check_int(size_limit, "size_limit", 1, MAX_SIZE_LIMIT)
-    limit = DEFAULT_SIZE_LIMIT if size_limit is None else size_limit
-    if len(data_json) <= limit:  # the text is ASCII (json.dumps escapes the rest): 1 byte each
-        return
-    size = len(data_json.encode())
-    if size > limit:
-        if size_limit is not None:
-            raise ValueError(f"data is {size} bytes as JSON, over size_limit ({size_limit} bytes)")
+    size = len(data_json)  # bytes: json.dumps escapes everything that is not ASCII
+    if size_limit is not None and size > size_limit:
+        raise ValueError(f"data is {size} bytes as JSON, over size_limit ({size_limit} bytes)")
+    if size_limit is None and size > DEFAULT_SIZE_LIMIT:
         raise ValueError(
             f"data is {size} bytes as JSON, over the default limit of {DEFAULT_SIZE_LIMIT} bytes "
-            f"(16 MiB); store big payloads elsewhere and pass a reference, or pass "
-            f"size_limit=<bytes> (at most {MAX_SIZE_LIMIT})"
+            f"({DEFAULT_SIZE_LIMIT / 2**20:g} MiB); store big payloads elsewhere and pass a "
+            f"reference, or pass size_limit=<bytes> (at most {MAX_SIZE_LIMIT})"
         )
 
 
