@@ -33,6 +33,24 @@ def to_ms(value: float | timedelta, name: str = "duration") -> int:
     return round(seconds * 1000)
 
 
+class Pace:
+    """Real-time pauses between retries of a failing step: ``first`` seconds, doubling up
+    to ``cap``; ``reset()`` after a success. The one back-off of every long-lived task."""
+
+    def __init__(self, first: float = 0.05, cap: float = 2.0) -> None:
+        self.first, self.cap = first, max(first, cap)
+        self._next = first
+
+    def next(self) -> float:
+        """The pause before the next try (and double the one after it)."""
+        pause, self._next = self._next, min(self._next * 2, self.cap)
+        return pause
+
+    def reset(self) -> None:
+        """The step worked: the next failure starts from ``first`` again."""
+        self._next = self.first
+
+
 class Actor(Protocol):
     """Something that runs on a clock and can say whether it has nothing left to do now."""
 

@@ -26,3 +26,7 @@ class LockLostError(MinibullError):
 
 class JobNotFoundError(MinibullError, LookupError):
     """No job with that id exists (it may have been removed)."""
+
+
+class WorkerError(MinibullError):
+    """A worker stopped because it could no longer work; raised by ``run()`` and ``close()``."""

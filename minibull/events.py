@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from redis.asyncio import Redis
 
+from .clock import Pace
 from .connection import blocking_limit, resolve
 from .keys import QueueKeys
 from .queue import check_queue_name
+
+logger = logging.getLogger("minibull.events")
 
 #: Fields that hold JSON text, decoded for you (as BullMQ's QueueEvents does).
 _JSON_FIELDS = {"completed": "returnvalue", "progress": "data"}
@@ -38,6 +42,11 @@ class QueueEvents:
     Starts after the newest event at the time you enter ``async with`` (or call
     ``start()``, or first iterate); ``last_event_id="0"`` replays the whole stream.
     One QueueEvents either delivers to listeners or is iterated, not both.
+
+    It ends only when closed: a failed read (a lost connection, any Redis error) is
+    reported, then retried after a back-off; a listener that raises is reported and
+    the others still get the event. Reports are log lines and calls of the ``"error"``
+    listeners with the exception (as BullMQ's QueueEvents emits ``error``).
     """
 
     def __init__(
@@ -59,8 +68,9 @@ class QueueEvents:
         self._closed = False
         self._entered = False
 
-    def on(self, event: str, callback: Callable[[dict[str, Any]], Any]) -> None:
-        """Call ``callback(event_dict)`` for each event named ``event`` (``"*"``: all).
+    def on(self, event: str, callback: Callable[[Any], Any]) -> None:
+        """Call ``callback(event_dict)`` for each event named ``event`` (``"*"``: all;
+        ``"error"``: ``callback(exception)`` for each failure reported).
 
         Inside ``async with`` (or after ``start()``) the events are delivered at once.
         """
@@ -82,11 +92,18 @@ class QueueEvents:
         return self._follow()
 
     async def _follow(self) -> AsyncIterator[dict[str, Any]]:
-        await self._resolve_start()
+        pace = Pace()
         while not self._closed:
-            replies = await self.redis.xread(
-                {self.keys.events: self.last_event_id}, block=self.block_ms, count=500
-            )
+            try:
+                await self._resolve_start()
+                replies = await self.redis.xread(
+                    {self.keys.events: self.last_event_id}, block=self.block_ms, count=500
+                )
+            except Exception as exc:  # reconnects on the next call, after a back-off
+                await self._report("reading the events stream", exc)
+                await asyncio.sleep(pace.next())
+                continue
+            pace.reset()
             for _stream, entries in replies or []:
                 for entry_id, fields in entries:
                     self.last_event_id = entry_id
@@ -95,10 +112,25 @@ class QueueEvents:
     async def run(self) -> None:
         """Call the listeners for every event until closed."""
         async for event in self._follow():
-            for callback in self._listeners.get(event["event"], []) + self._listeners.get("*", []):
-                result = callback(event)
+            name = event.get("event", "")
+            for callback in self._listeners.get(name, []) + self._listeners.get("*", []):
+                try:
+                    result = callback(event)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception as exc:
+                    await self._report(f"a {name!r} listener", exc)
+
+    async def _report(self, task: str, exc: BaseException) -> None:
+        """A log line naming what failed, and the ``"error"`` listeners."""
+        logger.warning("events of %s: %s failed: %s: %s", self.name, task, type(exc).__name__, exc)
+        for callback in list(self._listeners.get("error", ())):
+            try:
+                result = callback(exc)
                 if inspect.isawaitable(result):
                     await result
+            except Exception:
+                logger.exception("events of %s: an 'error' listener failed", self.name)
 
     async def start(self) -> asyncio.Task[None]:
         """Fix the starting point now, then deliver events to listeners in the background."""

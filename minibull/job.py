@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import JobNotFoundError
-from .options import encode_json
+from .options import check_int, encode_json
 
 if TYPE_CHECKING:
     from .queue import Queue
@@ -19,12 +19,20 @@ FINISHED_STATES = frozenset({"completed", "failed"})
 
 
 def _loads(text: str | None, default: Any = None) -> Any:
+    """JSON text decoded; text that is not JSON (or too deep to decode) is kept as it is."""
+    return _decode(text, default)[0]
+
+
+def _decode(text: str | None, default: Any = None) -> tuple[Any, str | None]:
+    """(value, None), or (the text itself, why it could not be decoded as JSON)."""
     if text is None or text == "":
-        return default
+        return default, None
     try:
-        return json.loads(text)
+        return json.loads(text), None
+    except RecursionError:  # written by another client: Python's parser gives up at ~1,000
+        return text, "it is nested too deeply to decode"
     except ValueError:
-        return text
+        return text, None
 
 
 def _int(text: str | None) -> int | None:
@@ -67,25 +75,37 @@ class Job:
 
     @classmethod
     def from_hash(cls, job_id: str, raw: dict[str, str], queue: Queue | None = None) -> Job:
-        """Decode a job hash (BullMQ's fields) into a Job."""
+        """Decode a job hash (BullMQ's fields) into a Job.
+
+        Data or opts that cannot be decoded (written by another client) never raise here:
+        the text is kept and ``deferred_failure`` says why, so a worker fails the job."""
+        data, data_problem = _decode(raw.get("data"), {})
+        opts, opts_problem = _decode(raw.get("opts"), {})
+        if not isinstance(opts, dict):
+            opts, opts_problem = {}, opts_problem or "it is not a JSON object"
+        stacktrace = _loads(raw.get("stacktrace"), [])
+        problem = None
+        if data_problem or opts_problem:
+            field, why = ("data", data_problem) if data_problem else ("opts", opts_problem)
+            problem = f"the job's {field} cannot be read: {why}"
         return cls(
             id=job_id,
             name=raw.get("name", ""),
-            data=_loads(raw.get("data"), {}),
-            opts=_loads(raw.get("opts"), {}) or {},
+            data=data,
+            opts=opts,
             attempts_made=_int(raw.get("atm", raw.get("attemptsMade"))) or 0,
             attempts_started=_int(raw.get("ats")) or 0,
             stalled_counter=_int(raw.get("stc")) or 0,
             progress=_loads(raw.get("progress"), 0),
             returnvalue=_loads(raw.get("returnvalue")),
             failed_reason=raw.get("failedReason"),
-            stacktrace=_loads(raw.get("stacktrace"), []) or [],
+            stacktrace=stacktrace if isinstance(stacktrace, list) else [],
             timestamp=_int(raw.get("timestamp")) or 0,
             processed_on=_int(raw.get("processedOn")),
             finished_on=_int(raw.get("finishedOn")),
             delay=_int(raw.get("delay")) or 0,
             priority=_int(raw.get("priority")) or 0,
-            deferred_failure=raw.get("defa"),
+            deferred_failure=raw.get("defa") or problem,
             scheduler_id=raw.get("rjk"),
             deduplication_id=raw.get("deid"),
             processed_by=raw.get("pb"),
@@ -110,11 +130,15 @@ class Job:
         if listener is not None:
             await listener(self, value)
 
-    async def log(self, line: str) -> int:
-        """Append a line to the job's log; returns the number of lines."""
+    async def log(self, line: str, *, keep: int = 0) -> int:
+        """Append a line to the job's log; returns the number of lines.
+
+        ``keep``: keep only the newest ``keep`` lines (0: all), so a chatty job's log
+        stays bounded."""
         if not isinstance(line, str):
             raise TypeError(f"line must be a string (got {type(line).__name__})")
-        return await self._queue().scripts.add_log(self.id, line)
+        check_int(keep, "keep", 0)
+        return await self._queue().scripts.add_log(self.id, line, keep)
 
     async def get_logs(self) -> list[str]:
         """The job's log lines, oldest first."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import io
+import logging
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -25,9 +26,11 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 
 from .backoff import backoff_delay, backoff_schedule, normalize_backoff
-from .clock import to_ms
+from .clock import Pace, to_ms
 from .events import decode_event
 from .job import STATES
+
+logger = logging.getLogger("minibull.viz")
 
 if TYPE_CHECKING:
     from .queue import Queue
@@ -540,15 +543,28 @@ class Every:
     """Runs ``await step()`` every ``interval`` real seconds in the background, until
     ``stop()`` or until a step returns False.
 
-    ``stop()`` lets the loop end at its next step instead of cancelling it, because a
-    cancellation that lands inside a Redis call can be swallowed by the client.
+    A step that raises is reported (a log line naming the loop, ``error``, and
+    ``on_error(exc)`` if given), then tried again after a back-off (up to 30 intervals):
+    the loop ends only when told to. ``stop()`` lets the loop end at its next step
+    instead of cancelling it, because a cancellation that lands inside a Redis call
+    can be swallowed by the client.
     """
 
-    def __init__(self, interval: float, step: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        interval: float,
+        step: Callable[[], Awaitable[object]],
+        *,
+        name: str = "background loop",
+        on_error: Callable[[Exception], object] | None = None,
+    ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0 seconds (got {interval!r})")
         self.interval = interval
         self.step = step
+        self.name = name
+        self.on_error = on_error
+        self.error: Exception | None = None  # the last step's failure (None: it worked)
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -564,16 +580,26 @@ class Every:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        pace = Pace(first=self.interval, cap=30 * self.interval)
         while not self._stopping.is_set():
-            if await self.step() is False:
-                return
+            pause = self.interval
             try:
-                await asyncio.wait_for(self._stopping.wait(), self.interval)
+                if await self.step() is False:
+                    return
+                self.error = None
+                pace.reset()
+            except Exception as exc:
+                self.error, pause = exc, pace.next()
+                logger.warning("%s failed: %s: %s", self.name, type(exc).__name__, exc)
+                if self.on_error is not None:
+                    self.on_error(exc)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), pause)
             except asyncio.TimeoutError:
                 pass
 
     async def stop(self) -> None:
-        """Stop the loop and wait for it to end (re-raising what made it fail, if anything)."""
+        """Stop the loop and wait for it to end."""
         if self._task is not None:
             self._stopping.set()
             task, self._task = self._task, None
@@ -600,7 +626,7 @@ class DepthSampler:
         self.queue = queue
         self.interval = interval
         self.samples: list[DepthSample] = []
-        self._every = Every(interval, self.sample)
+        self._every = Every(interval, self.sample, name=f"depth sampler of {queue!r}")
 
     def __repr__(self) -> str:
         return f"DepthSampler({self.queue!r}, samples={len(self.samples)})"

@@ -55,7 +55,9 @@ class QueueDashboard:
         self.refreshes = 0
         self._finished: list[int] = []  # ts of the completed/failed events in the window
         self._last_event = "0-0"
-        self._every = viz.Every(interval, self._refresh_or_stop)
+        self._every = viz.Every(
+            interval, self.refresh, name=f"dashboard of {queue!r}", on_error=self._show_error
+        )
         self.widget = w.VBox([w.HTML(self.to_html())])
 
     def __repr__(self) -> str:
@@ -89,6 +91,7 @@ class QueueDashboard:
             for job in failed
         ]
         self.refreshes += 1
+        self.error = None
         self._redraw()
 
     async def _read_finished_events(self) -> None:
@@ -105,14 +108,10 @@ class QueueDashboard:
         self._every.start()
         return self
 
-    async def _refresh_or_stop(self) -> bool:
-        try:
-            await self.refresh()
-        except Exception as exc:  # e.g. the queue was closed: show it and stop
-            self.error = exc
-            self._redraw()
-            return False
-        return True
+    def _show_error(self, exc: Exception) -> None:
+        """A refresh failed (e.g. Redis went away): say so; the next refresh tries again."""
+        self.error = exc
+        self._redraw()
 
     async def stop(self) -> None:
         """Stop refreshing, waiting for the background task to end."""
@@ -138,7 +137,7 @@ class QueueDashboard:
         else:
             lines.append("no failed jobs")
         if self.error is not None:
-            lines.append(f"stopped: {type(self.error).__name__}: {self.error}")
+            lines.append(f"refresh failed (retrying): {type(self.error).__name__}: {self.error}")
         return "\n".join(lines)
 
     def to_html(self) -> str:
@@ -168,7 +167,7 @@ class QueueDashboard:
             parts.append("<p>no failed jobs</p>")
         if self.error is not None:
             error = html.escape(f"{type(self.error).__name__}: {self.error}")
-            parts.append(f"<p style='color:#d95f02'>stopped: {error}</p>")
+            parts.append(f"<p style='color:#d95f02'>refresh failed (retrying): {error}</p>")
         return "\n".join(parts)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:

@@ -5,33 +5,45 @@ job (or block on the marker until there is one), run it in the background, and
 record the outcome: completed, retried later, or failed. Two background tasks
 keep it honest: one renews the locks of running jobs, one sweeps for jobs whose
 worker died (stalled) and puts them back.
+
+One failure policy for every long-lived task (the loop, each job's task, the lock
+renewal, the stalled sweep): an exception is reported (a log line naming the task
+and an ``error`` event), then the step is tried again after a back-off. A task ends
+only when the worker closes. ``close()`` waits for every job fetched, up to a
+deadline; jobs still running then are left to the stalled check.
+
+What no process can catch: a processor calling ``os._exit()`` (or a segfault) ends
+the worker's process at once; its jobs are recovered by the stalled check of
+another worker. Use ``sandboxed=True`` for such code: a child that dies fails only
+its own job.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
+import math
+import threading
 import traceback
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from .backoff import backoff_delay, retry_rng
-from .clock import Clock, Timer, to_ms
+from .clock import Clock, Pace, Timer, to_ms
 from .connection import blocking_limit
-from .errors import JobNotFoundError, LockLostError, UnrecoverableError
+from .errors import JobNotFoundError, LockLostError, UnrecoverableError, WorkerError
 from .job import Job
 from .options import MAX_DELAY_MS, check_int, encode_json, keep_jobs
 from .queue import Queue, repeat_from_hash
-from .sandbox import make_pool, run_sandboxed
+from .sandbox import Sandbox
 from .schedule import next_run
 from .scripts import Take, Taken
 
@@ -41,8 +53,21 @@ Processor = Callable[[Job], Any]
 BackoffStrategy = Callable[[int, str, BaseException, Job], float | int | timedelta]
 
 EVENTS = ("active", "completed", "failed", "progress", "stalled", "drained", "error")
-_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 _STACKTRACE_LIMIT = 10
+#: Caps on what a failure stores (S4): characters of ``failedReason`` and of each stack trace.
+REASON_LIMIT = 2_000
+STACK_LIMIT = 8_000
+#: How long ``close()`` waits for running jobs by default: a container's usual grace period.
+CLOSE_TIMEOUT = 30.0
+
+
+def clean_text(text: str, limit: int | None = None) -> str:
+    """Text fit for Redis: lone surrogates (no UTF-8 form) become U+FFFD, and text longer
+    than ``limit`` characters is cut, with a marker saying how much went."""
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if limit is not None and len(text) > limit:
+        text = f"{text[:limit]}... [{len(text) - limit} more characters cut]"
+    return text
 
 
 class Worker:
@@ -85,7 +110,7 @@ class Worker:
         if not isinstance(sandboxed, bool):
             raise TypeError("sandboxed must be True or False")
         self.sandboxed = sandboxed
-        self._pool: ProcessPoolExecutor | None = None
+        self._sandbox: Sandbox | None = None
         self.processor = processor
         self.backoff_strategy = backoff_strategy
         self.queue = Queue(name, connection, prefix=prefix, clock=clock)
@@ -101,8 +126,12 @@ class Worker:
         self._parked = False
         self._waiting_for_slot = False
         self._slot_holders: set[asyncio.Task[None]] = set()
-        self._held_locks: dict[str, str] = {}
-        self._strategy_errors: list[Exception] = []  # job id -> lock token, renewed while running
+        self._held_locks: dict[str, str] = {}  # job id -> lock token, renewed while running
+        self._strategy_errors: list[Exception] = []
+        self._drained = False  # the last fetch found nothing ("drained" was emitted)
+        self._deadline: float | None = None  # loop time when close() stops waiting for jobs
+        self._deadline_moved: asyncio.Event | None = None
+        self._closing: asyncio.Event | None = None  # set by close()
         self._waiting_task: asyncio.Task[Any] | None = None
         self._wakeup: asyncio.Event | None = None
         self._helpers_stop: asyncio.Event | None = None
@@ -152,50 +181,90 @@ class Worker:
         self._wakeup = asyncio.Event()
         self._helpers_stop = asyncio.Event()
         self._slots = asyncio.Semaphore(self.concurrency)
+        self._deadline_moved = asyncio.Event()
+        self._closing = asyncio.Event()
         if self.sandboxed:
-            self._pool = make_pool(self.concurrency)
+            self._sandbox = Sandbox()
         self.clock.add_actor(self)
 
     async def _run_loop(self) -> None:
         helpers = [
-            asyncio.create_task(self._renew_locks_while_running()),
-            asyncio.create_task(self._check_stalled_while_running()),
+            asyncio.create_task(
+                self._keep_running("lock renewal", self._renew_locks, self.lock_ms / 4000)
+            ),
+            asyncio.create_task(
+                self._keep_running(
+                    "stalled check", self._check_stalled, self.stalled_interval_ms / 1000
+                )
+            ),
         ]
+        crash: BaseException | None = None
         try:
             await self._main_loop()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # only what the loop's own policy cannot handle
+            crash = exc
         finally:
-            self._state = "closing"
-            await self._wait_for_running_jobs()  # their locks are still renewed meanwhile
-            # The helpers stop at their next step; they are not cancelled, because a
-            # cancellation that lands inside a Redis call can be swallowed by the client.
-            assert self._helpers_stop is not None
-            self._helpers_stop.set()
-            await asyncio.gather(*helpers, return_exceptions=True)
-            await self._forget_wakeup_key()
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-            self.clock.remove_actor(self)
-            await self.queue.close()
-            self._state = "closed"
-            assert self._closed is not None
-            self._closed.set()
+            helper_crashes = await self._shut_down(helpers)
+        crash = crash or next(iter(helper_crashes), None)
+        if isinstance(crash, (KeyboardInterrupt, SystemExit)):
+            raise crash
+        if crash is not None:
+            logger.error("worker %s can no longer work: %r", self.name, crash)
+            raise WorkerError(f"worker {self.name} can no longer work: {crash!r}") from crash
 
-    async def close(self, force: bool = False) -> None:
-        """Stop taking jobs and wait for the running ones (``force``: cancel them)."""
+    async def _shut_down(self, helpers: list[asyncio.Task[None]]) -> list[BaseException]:
+        """Wait for the jobs, stop the helpers, let go of Redis; returns how helpers crashed."""
+        self._state = "closing"
+        await self._wait_for_running_jobs()  # their locks are still renewed meanwhile
+        # The helpers stop at their next step; they are not cancelled, because a
+        # cancellation that lands inside a Redis call can be swallowed by the client.
+        assert self._helpers_stop is not None
+        self._helpers_stop.set()
+        ended = await asyncio.gather(*helpers, return_exceptions=True)
+        await self._forget_wakeup_key()
+        if self._sandbox is not None:
+            self._sandbox.shutdown()
+        self.clock.remove_actor(self)
+        await self.queue.close()
+        self._state = "closed"
+        assert self._closed is not None
+        self._closed.set()
+        return [result for result in ended if isinstance(result, BaseException)]
+
+    async def close(self, force: bool = False, timeout: float | None = CLOSE_TIMEOUT) -> None:
+        """Stop taking jobs and wait for the running ones, at most ``timeout`` seconds
+        (None: no limit; ``force``: no wait). Jobs still running then are cancelled and
+        left to the stalled check. Raises ``WorkerError`` if the worker had crashed."""
         if self._state == "new":
             self._state = "closed"
             await self.queue.close()
             return
         if self._state == "running":
             self._state = "closing"
+        self._set_deadline(0 if force else timeout)
+        assert self._closing is not None
+        self._closing.set()
         self._wake()
-        if force:
-            for _job, _token, task in list(self._jobs.values()):
-                task.cancel()
         assert self._closed is not None
         await self._closed.wait()
         if self._run_task is not None and self._run_task.done() and not self._run_task.cancelled():
-            self._run_task.result()  # re-raise a crash of the loop, if any
+            self._run_task.result()  # re-raise a crash of the loop (WorkerError), if any
+
+    def _set_deadline(self, timeout: float | None) -> None:
+        """Stop waiting for running jobs ``timeout`` seconds from now (kept if sooner)."""
+        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
+            raise ValueError(f"timeout must be None or >= 0 seconds (got {timeout!r})")
+        now = asyncio.get_running_loop().time()
+        deadline = math.inf if timeout is None else now + timeout
+        if self._deadline is None or deadline < self._deadline:
+            self._deadline = deadline
+            assert self._deadline_moved is not None
+            self._deadline_moved.set()
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
 
     async def pause(self) -> None:
         """Stop this worker taking new jobs (its running jobs finish)."""
@@ -210,18 +279,49 @@ class Worker:
     # -- the loop -------------------------------------------------------------
 
     async def _main_loop(self) -> None:
-        assert self._slots is not None
+        pace = Pace(cap=1.0)
         while self._state == "running":
-            self._waiting_for_slot = True
             try:
-                await self._slots.acquire()
-            finally:
-                self._waiting_for_slot = False
+                await self._take_a_slot_and_a_job()
+                pace.reset()
+            except Exception as exc:  # a Redis error or a bug: report, back off, go on
+                await self._report("main loop", exc)
+                await self._pause(pace.next())
+
+    async def _take_a_slot_and_a_job(self) -> None:
+        assert self._slots is not None
+        if not await self._free_slot():
+            return
+        try:
             job = await self._next_job()
-            if job is None:
-                self._slots.release()
-                continue
+        except BaseException:
+            self._slots.release()
+            raise
+        if job is None:
+            self._slots.release()
+        else:
             self._start_job(job)
+
+    async def _free_slot(self) -> bool:
+        """Wait for a free slot (True), or until close() is called (False)."""
+        assert self._slots is not None and self._closing is not None
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: returns at once
+            return True
+        self._waiting_for_slot = True
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        # Not waiting from the moment the slot is ours (a virtual clock asks in between).
+        acquire.add_done_callback(lambda _: setattr(self, "_waiting_for_slot", False))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({acquire, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._waiting_for_slot = False
+            closing.cancel()
+            if not acquire.done():
+                acquire.cancel()
+                await asyncio.gather(acquire, return_exceptions=True)
+        return not acquire.cancelled()
 
     async def _next_job(self) -> tuple[Job, str] | None:
         """The next job and its lock token, waiting for one if needed (None: closing)."""
@@ -230,23 +330,24 @@ class Worker:
                 await self._wait_for_wakeup()
                 continue
             take = self._take()
-            try:
-                taken = await self.queue.scripts.move_to_active(self.clock.now(), take)
-            except Exception as exc:  # a lost connection, or a bug: report, pause, go on
-                await self._lost_connection(exc)
-                continue
+            taken = await self.queue.scripts.move_to_active(self.clock.now(), take)
             if taken.job_id is not None and taken.fields is not None:
+                self._drained = False
                 return self._read_job(taken.job_id, taken.fields), take.token
             if taken.limited_ms:
-                pause = taken.limited_ms / 1000
-                await self._wait_for_wakeup(lambda p=pause: asyncio.sleep(p), on_redis=False)
+                await self._pause(taken.limited_ms / 1000)
                 continue
             await self._wait_for_work(taken.next_due or None)
         return None
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep (real time), ended early by a local wake-up (close, pause, resume)."""
+        await self._wait_for_wakeup(lambda: asyncio.sleep(seconds), on_redis=False)
+
     async def _wait_for_work(self, next_due: int | None) -> None:
         """Block on the marker until a job may be ready (or a delayed one falls due)."""
-        if not self._jobs:
+        if not self._drained:  # once each time the queue runs dry, as BullMQ does
+            self._drained = True
             await self._emit("drained")
         timer: Timer | None = None
         if next_due is not None:
@@ -260,8 +361,6 @@ class Worker:
                     [self.queue.keys.marker, self._wakeup_key], timeout
                 )
             )
-        except _CONNECTION_ERRORS as exc:
-            await self._lost_connection(exc)
         finally:
             if timer is not None:
                 timer.cancel()
@@ -293,7 +392,10 @@ class Worker:
                         self._waiting_task.cancel()
                         await asyncio.gather(self._waiting_task, return_exceptions=True)
                         return
-                self._waiting_task.result()
+                # Never .result() a wait we cancelled ourselves: that would raise
+                # CancelledError and end the loop (B4).
+                if not self._waiting_task.cancelled():
+                    self._waiting_task.result()  # a failed BZPOPMIN raises here
         finally:
             woken.cancel()
             self._parked = False
@@ -301,12 +403,15 @@ class Worker:
             self._wakeup.clear()
 
     async def _end_blocking_wait(self, waiting: asyncio.Future[Any]) -> None:
+        """End a blocked BZPOPMIN by writing to our wake-up key; if that fails (or the
+        call does not return within 5 s), cancel it and report why."""
         try:
             await self.queue.redis.zadd(self._wakeup_key, {"0": 0})
             await asyncio.wait_for(asyncio.shield(waiting), timeout=5)
-        except (*_CONNECTION_ERRORS, asyncio.TimeoutError):
+        except Exception as exc:
             waiting.cancel()
             await asyncio.gather(waiting, return_exceptions=True)
+            await self._report("wake-up", exc)
 
     def _wake(self) -> None:
         if self._wakeup is not None:
@@ -316,7 +421,7 @@ class Worker:
         """The job taken; a hash that cannot be read becomes a job that fails with the reason."""
         try:
             return Job.from_hash(job_id, raw, self.queue)
-        except (ValueError, TypeError) as exc:
+        except Exception as exc:  # RecursionError too: the worker must go on
             job = Job(id=job_id, name=str(raw.get("name", "")), queue=self.queue)
             job.deferred_failure = f"the job's hash cannot be read: {exc}"
             return job
@@ -335,6 +440,8 @@ class Worker:
             self._slot_holders.discard(task)
             self._slots.release()
 
+        # Registered here, synchronously: close() waits for _slot_holders, so it also
+        # sees a job fetched while it began, before the task has started (B3).
         task = asyncio.create_task(self._run_jobs(*taken))
         self._slot_holders.add(task)
         task.add_done_callback(release_slot)
@@ -358,9 +465,39 @@ class Worker:
         return self._take() if self._state == "running" and not self._paused else None
 
     async def _wait_for_running_jobs(self) -> None:
-        tasks = [task for _job, _token, task in self._jobs.values()]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        """Wait for every job fetched (running or about to), until the close deadline."""
+        if self._deadline is None:  # the loop ended without close(): the default wait
+            self._set_deadline(CLOSE_TIMEOUT)
+        assert self._deadline is not None and self._deadline_moved is not None
+        loop = asyncio.get_running_loop()
+        while self._slot_holders and not self._past_deadline():
+            self._deadline_moved.clear()
+            moved = asyncio.ensure_future(self._deadline_moved.wait())
+            remaining = self._deadline - loop.time()
+            await asyncio.wait(
+                {*self._slot_holders, moved},
+                timeout=None if math.isinf(remaining) else remaining,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            moved.cancel()
+        if self._slot_holders:
+            await self._leave_running_jobs()
+
+    async def _leave_running_jobs(self) -> None:
+        """At the close deadline: cancel the jobs still running; their locks expire and the
+        stalled check puts them back in line (they run again, from the start)."""
+        ids = sorted(job.id for job, _token, _task in self._jobs.values())
+        logger.warning(
+            "worker %s: %d job(s) still running at the close deadline (%s): left to the "
+            "stalled check, which puts them back once their locks expire",
+            self.name,
+            len(self._slot_holders),
+            "jobs " + ", ".join(ids) if ids else "just fetched",
+        )
+        holders = set(self._slot_holders)
+        for task in holders:
+            task.cancel()
+        await asyncio.wait(holders, timeout=1.0)
 
     # -- one job --------------------------------------------------------------
 
@@ -371,35 +508,75 @@ class Worker:
             await self._plan_next_run(job)
         try:
             if job.deferred_failure:
+                logger.warning(
+                    "worker %s: job %s fails: %s", self.name, job.id, job.deferred_failure
+                )
                 raise UnrecoverableError(job.deferred_failure)
             result = await self._call_processor(job)
             returnvalue = encode_json(result, "the processor's return value")
-        except asyncio.CancelledError:
-            raise  # force-closed: the job stays active and will be recovered as stalled
-        except Exception as error:
-            return await self._finish(self._record_failure, job, token, error)
-        return await self._finish(self._record_completion, job, token, result, returnvalue)
+        except asyncio.CancelledError as error:
+            if self._being_cancelled():
+                raise  # force-closed: the job stays active and will be recovered as stalled
+            failure = self._failure(job, error)  # the processor's own cancelled await
+        except BaseException as error:  # also sys.exit() or KeyboardInterrupt in a processor
+            failure = self._failure(job, error)
+        else:
+            return await self._finish(self._record_completion, job, token, result, returnvalue)
+        if self._strategy_errors:
+            await self._report("backoff_strategy", self._strategy_errors.pop())
+            self._strategy_errors.clear()
+        return await self._finish(self._record_failure, job, token, *failure)
+
+    @staticmethod
+    def _being_cancelled() -> bool:
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
 
     async def _plan_next_run(self, job: Job) -> None:
-        """A scheduler's run was taken: add the job of its next run (as BullMQ's worker does)."""
+        """A scheduler's run was taken: add the job of its next run (as BullMQ's worker does).
+
+        A Redis error is reported and retried (the job's lock is renewed meanwhile) for up to
+        one lock duration; a scheduler left unplanned would never run again."""
         assert job.scheduler_id is not None
         taken = int(job.id.rsplit(":", 1)[-1]) if job.id.startswith("repeat:") else None
-        try:
-            raw = await self.queue.redis.hgetall(self.queue.keys.scheduler(job.scheduler_id))
-            if not raw or taken is None:
+        if taken is None:
+            return
+        give_up = asyncio.get_running_loop().time() + self.lock_ms / 1000
+        pace = Pace()
+        while True:
+            try:
+                raw = await self.queue.redis.hgetall(self.queue.keys.scheduler(job.scheduler_id))
+                if not raw:
+                    return
+                now = self.clock.now()
+                upcoming = next_run(repeat_from_hash(raw), now, previous=taken)
+                await self.queue.scripts.update_job_scheduler(
+                    now, job.scheduler_id, taken, upcoming
+                )
                 return
-            now = self.clock.now()
-            upcoming = next_run(repeat_from_hash(raw), now, previous=taken)
-            await self.queue.scripts.update_job_scheduler(now, job.scheduler_id, taken, upcoming)
-        except Exception as exc:  # the run itself goes on; the error is reported
-            await self._emit("error", exc)
+            except Exception as exc:  # the run itself goes on; the error is reported
+                await self._report(f"planning the next run of scheduler {job.scheduler_id}", exc)
+                retry = isinstance(exc, (RedisError, OSError))
+                if (
+                    not retry
+                    or asyncio.get_running_loop().time() > give_up
+                    or self._past_deadline()
+                ):
+                    logger.error(
+                        "worker %s: scheduler %s was not advanced; it runs again only after "
+                        "upsert_job_scheduler",
+                        self.name,
+                        job.scheduler_id,
+                    )
+                    return
+                await asyncio.sleep(pace.next())
 
     async def _call_processor(self, job: Job) -> Any:
-        if self._pool is not None:
-            return await run_sandboxed(self._pool, self.processor, job)
+        if self._sandbox is not None:
+            return await self._sandbox.run(self.processor, job)
         if inspect.iscoroutinefunction(self.processor):
             return await self.processor(job)
-        result = await asyncio.to_thread(self.processor, job)
+        result = await run_in_daemon_thread(self.processor, job)
         if inspect.isawaitable(result):
             return await result
         return result
@@ -407,24 +584,34 @@ class Worker:
     async def _finish(
         self, record: Callable[..., Awaitable[tuple[Job, str] | None]], *args: Any
     ) -> tuple[Job, str] | None:
-        """Record an outcome, retrying through lost connections; a lost lock, or a job
-        removed while it ran (e.g. an obliterate), is reported as an error event.
-        Returns the next job when recording it fetched one."""
+        """Record an outcome; returns the next job when recording it fetched one.
+
+        Any error is reported and retried with a back-off while the outcome can still
+        count: until the job's lock has surely expired (nobody renews it now) or the
+        close deadline; then the job is left to the stalled check. A lost lock, or a job
+        removed while it ran (e.g. an obliterate), ends it at once."""
         job = args[0]
         self._held_locks.pop(job.id, None)  # the outcome's script releases the lock
-        delay = 0.05
+        loop = asyncio.get_running_loop()
+        give_up, pace = loop.time() + self.lock_ms / 1000, Pace()
         while True:
             try:
                 return await record(*args)
             except (LockLostError, JobNotFoundError) as exc:  # removed while it ran
-                await self._emit("error", exc)
+                await self._report(f"recording the outcome of job {job.id}", exc)
                 return None
-            except _CONNECTION_ERRORS as exc:
-                await self._emit("error", exc)
-                if self._state == "closed":
+            except Exception as exc:
+                await self._report(f"recording the outcome of job {job.id}", exc)
+                pause = pace.next()
+                if loop.time() + pause > give_up or self._past_deadline():
+                    logger.warning(
+                        "worker %s: gave up recording the outcome of job %s: left to the "
+                        "stalled check, which puts it back once its lock expires",
+                        self.name,
+                        job.id,
+                    )
                     return None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await asyncio.sleep(pause)
 
     def _following(self, taken: Taken, take: Take | None) -> tuple[Job, str] | None:
         if take is None or taken.job_id is None or taken.fields is None:
@@ -450,17 +637,33 @@ class Worker:
         await self._emit("completed", job, result)
         return self._following(taken, fetch)
 
-    async def _record_failure(
-        self, job: Job, token: str, error: BaseException
-    ) -> tuple[Job, str] | None:
+    def _failure(
+        self, job: Job, error: BaseException
+    ) -> tuple[BaseException, str, list[str], int | None]:
+        """What a failure stores, worked out once (the recording may be retried): the
+        error, its reason and the stack traces, capped and valid UTF-8, and the retry delay."""
         reason = str(error) or type(error).__name__
+        if not isinstance(error, Exception):  # sys.exit(), KeyboardInterrupt ...
+            reason = f"the processor raised {type(error).__name__}({reason})"
         stack = "".join(traceback.format_exception(error)).rstrip()
-        job.stacktrace = (job.stacktrace + [stack])[-_STACKTRACE_LIMIT:]
-        fields = {"failedReason": reason, "stacktrace": encode_json(job.stacktrace, "stacktrace")}
-        delay = self._retry_delay(job, error)
-        if self._strategy_errors:
-            await self._emit("error", self._strategy_errors.pop())
-            self._strategy_errors.clear()
+        stacks = [clean_text(str(s), STACK_LIMIT) for s in [*job.stacktrace, stack]]
+        return (
+            error,
+            clean_text(reason, REASON_LIMIT),
+            stacks[-_STACKTRACE_LIMIT:],
+            self._retry_delay(job, error),
+        )
+
+    async def _record_failure(
+        self,
+        job: Job,
+        token: str,
+        error: BaseException,
+        reason: str,
+        stacks: list[str],
+        delay: int | None,
+    ) -> tuple[Job, str] | None:
+        fields = {"failedReason": reason, "stacktrace": encode_json(stacks, "stacktrace")}
         scripts, now = self.queue.scripts, self.clock.now()
         following = None
         if delay is None:
@@ -484,7 +687,7 @@ class Worker:
         else:
             await scripts.move_to_delayed(now, job.id, token, delay, fields)
         job.attempts_made += 1
-        job.failed_reason = reason
+        job.failed_reason, job.stacktrace = reason, stacks
         await self._emit("failed", job, error)
         return following
 
@@ -518,32 +721,47 @@ class Worker:
 
     # -- keeping locks and finding stalled jobs -------------------------------
 
-    async def _renew_locks_while_running(self) -> None:
-        """Renew the locks of running jobs, also while a closing worker finishes them."""
-        while await self._helper_sleep(self.lock_ms / 2000):
-            locks = dict(self._held_locks)
+    async def _keep_running(
+        self, task: str, step: Callable[[], Awaitable[float]], cap: float
+    ) -> None:
+        """Run ``step`` until the worker's helpers stop, sleeping the seconds it returns
+        between runs. An exception is reported and ``step`` is tried again after a
+        back-off (at most ``cap`` seconds): one bad reply never ends the task."""
+        pace = Pace(first=min(0.05, cap), cap=cap)
+        pause = 0.0
+        while await self._helper_sleep(pause):
             try:
-                lost = await self.queue.scripts.extend_locks(locks, self.lock_ms)
-            except _CONNECTION_ERRORS as exc:
-                await self._emit("error", exc)
-                continue
-            for job_id in lost:
-                # A job whose outcome was being recorded meanwhile gave its lock up: not lost.
-                if self._held_locks.get(job_id) == locks[job_id]:
-                    await self._emit("error", LockLostError(f"lost the lock of job {job_id}"))
+                pause = await step()
+                pace.reset()
+            except Exception as exc:
+                await self._report(task, exc)
+                pause = pace.next()
 
-    async def _check_stalled_while_running(self) -> None:
-        while self._state == "running":
-            try:
-                recovered = await self.queue.scripts.move_stalled_jobs_to_wait(
-                    self.clock.now(), self.max_stalled_count, self.stalled_interval_ms
-                )
-            except _CONNECTION_ERRORS as exc:
-                await self._emit("error", exc)
-                recovered = []
+    async def _renew_locks(self) -> float:
+        """Renew the locks of running jobs, also while a closing worker finishes them."""
+        locks = dict(self._held_locks)
+        lost = await self.queue.scripts.extend_locks(locks, self.lock_ms)
+        for job_id in lost:
+            # A job whose outcome was being recorded meanwhile gave its lock up: not lost.
+            if self._held_locks.get(job_id) == locks[job_id]:
+                await self._report("lock renewal", LockLostError(f"lost the lock of job {job_id}"))
+        return self.lock_ms / 2000
+
+    async def _check_stalled(self) -> float:
+        """Put back the jobs whose worker died (their lock expired); logged, as each is a
+        crash somewhere. A job stalled too often fails when a worker takes it."""
+        if self._state == "running":
+            recovered = await self.queue.scripts.move_stalled_jobs_to_wait(
+                self.clock.now(), self.max_stalled_count, self.stalled_interval_ms
+            )
             for job_id in recovered:
+                logger.warning(
+                    "worker %s: job %s stalled (its worker died or lost the lock): back in line",
+                    self.name,
+                    job_id,
+                )
                 await self._emit("stalled", job_id)
-            await self._helper_sleep(self.stalled_interval_ms / 1000)
+        return self.stalled_interval_ms / 1000
 
     async def _helper_sleep(self, seconds: float) -> bool:
         """Sleep (real time); return early, and False, once the helpers must stop."""
@@ -565,22 +783,20 @@ class Worker:
                     await result
             except Exception as exc:
                 if event == "error":
-                    logger.exception("an 'error' listener failed")
+                    logger.exception("worker %s: an 'error' listener failed", self.name)
                 else:
-                    await self._emit("error", exc)
-        if event == "error" and not self._listeners.get("error"):
-            logger.warning("worker %s: %s", self.name, args[0] if args else "error")
+                    await self._report(f"a {event!r} listener", exc)
+
+    async def _report(self, task: str, exc: BaseException) -> None:
+        """The failure policy's report: a log line naming the task, and an ``error`` event."""
+        logger.warning("worker %s: %s failed: %s: %s", self.name, task, type(exc).__name__, exc)
+        await self._emit("error", exc)
 
     async def _forget_wakeup_key(self) -> None:
         try:
             await self.queue.redis.delete(self._wakeup_key)
-        except _CONNECTION_ERRORS as exc:
-            await self._emit("error", exc)
-
-    async def _lost_connection(self, exc: BaseException) -> None:
-        """Report an error of the loop and wait a little before trying again."""
-        await self._emit("error", exc)
-        await asyncio.sleep(min(self.drain_delay, 1.0))
+        except Exception as exc:
+            await self._report("deleting the wake-up key", exc)
 
     async def is_idle(self) -> bool:
         """For a virtual clock: True when nothing here can move until time advances.
@@ -591,8 +807,7 @@ class Worker:
         if self._state != "running" or self._paused or not jobs_sleep:
             return jobs_sleep
         if self._waiting_for_slot:
-            assert self._slots is not None
-            return self._slots.locked()  # every slot holds a job sleeping on the clock
+            return len(self._slot_holders) >= self.concurrency  # all hold sleeping jobs
         if not self._parked:
             return False
         if self._wakeup is not None and self._wakeup.is_set():
@@ -600,7 +815,38 @@ class Worker:
         waiting = self._waiting_task
         if waiting is not None and waiting.done():
             return False
-        return not await self.queue.has_ready_work()
+        return not await self.queue.has_ready_work(self.limiter)
+
+
+async def run_in_daemon_thread(function: Callable[[Job], Any], job: Job) -> Any:
+    """``function(job)`` in a thread of its own, as a daemon: a processor that never
+    returns cannot keep a closed worker's process alive (``asyncio.to_thread``'s
+    threads are joined when the process exits)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = context.run(function, job)
+        except BaseException as exc:  # SystemExit too: the job fails, the thread ends
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop has closed: nobody waits for this job any more
+            pass
+
+    threading.Thread(target=run, name=f"minibull job {job.id}", daemon=True).start()
+    return await done
 
 
 def check_limiter(limiter: dict[str, float] | None) -> tuple[int, int] | None:

@@ -116,7 +116,7 @@ async def test_removing_a_job_frees_its_deduplication_id(queue):
     "dedup, words",
     [
         ({"ttl": 5}, "deduplication must be"),
-        ({"id": ""}, "non-empty"),
+        ({"id": ""}, "must not be empty"),
         ({"id": "a", "ttl": 0}, "ttl"),
     ],
 )

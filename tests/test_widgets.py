@@ -90,16 +90,23 @@ async def test_dashboard_refreshes_while_workers_run_and_stops_cleanly(queue, ma
     await dashboard.close()  # twice is fine
 
 
-async def test_dashboard_stops_and_says_why_when_the_queue_fails(queue, monkeypatch):
+async def test_dashboard_says_why_a_refresh_failed_and_goes_on(queue, monkeypatch):
+    counts = queue.get_job_counts
+
     async def broken(*states):
         raise ConnectionError("redis went away")
 
     monkeypatch.setattr(queue, "get_job_counts", broken)
     dashboard = widgets.QueueDashboard(queue, interval=0.01).start()
-    await wait_for(lambda: not dashboard.running)
-    assert isinstance(dashboard.error, ConnectionError)
-    assert dashboard.to_text().endswith("stopped: ConnectionError: redis went away")
+    await wait_for(lambda: dashboard.error is not None)
+    assert dashboard.running and isinstance(dashboard.error, ConnectionError)
+    assert dashboard.to_text().endswith(
+        "refresh failed (retrying): ConnectionError: redis went away"
+    )
     assert "redis went away" in dashboard.widget.children[0].value
+    monkeypatch.setattr(queue, "get_job_counts", counts)  # Redis is back
+    await wait_for(lambda: dashboard.error is None and dashboard.refreshes > 0)
+    assert "refresh failed" not in dashboard.to_text()
     await dashboard.close()
     assert dashboard_tasks() == []
 
