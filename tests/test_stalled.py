@@ -73,7 +73,7 @@ async def test_a_crashed_workers_job_is_recovered_by_another(queue, make_worker)
     assert events.count("stalled") == 1
 
 
-async def test_a_job_stalled_too_often_fails(queue, make_worker):
+async def test_a_job_stalled_too_often_fails_and_both_steps_are_logged(queue, make_worker, caplog):
     started = asyncio.Event()
 
     async def hang(job):
@@ -90,6 +90,8 @@ async def test_a_job_stalled_too_often_fails(queue, make_worker):
     with pytest.raises(minibull.JobFailedError, match="stalled more than allowable limit"):
         await job.wait_until_finished(timeout=10)
     assert ran == []  # failed on pickup, not run again
+    assert f"job {job.id} stalled (its worker died or lost the lock)" in caplog.text
+    assert f"job {job.id} fails: job stalled more than allowable limit" in caplog.text
 
 
 # -- a real crash: SIGKILL a worker process in the middle of a job ---------------
