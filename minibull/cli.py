@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import inspect
 import logging
 import os
 import re
@@ -233,8 +232,7 @@ class SignalCounter:
 
     def _close(self, force: bool) -> None:
         options: dict[str, Any] = {"force": force}
-        # TODO(helper B): Worker.close(timeout=...) is being added; until then no deadline.
-        if not force and "timeout" in inspect.signature(self.worker.close).parameters:
+        if not force:  # jobs still running at the deadline are left to the stalled check
             options["timeout"] = self.shutdown_timeout
         self.closing.append(asyncio.ensure_future(self.worker.close(**options)))
 

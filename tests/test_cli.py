@@ -328,3 +328,29 @@ async def test_worker_processes_get_the_url_from_the_environment_and_leave_no_fi
     assert f"MINIBULL_REDIS_URL={url}".encode() in env
     assert "s3cret" not in worker.log() and ":***@127.0.0.1" in worker.log()
     assert worker_log_files() == before  # the log file went with the process
+
+
+async def test_shutdown_timeout_bounds_a_graceful_close(shared_redis_url, prefix):
+    async with minibull.Queue("q", shared_redis_url, prefix=prefix) as queue:
+        worker = WorkerProcess(
+            "q",
+            "minibull.examples:whoami",
+            url=shared_redis_url,
+            prefix=prefix,
+            args=("--shutdown-timeout", "0.5"),
+        ).start()
+        try:
+            job = await queue.add("long", {"seconds": 60})
+
+            async def active():
+                return await job.get_state() == "active"
+
+            await wait_for(active, timeout=30)
+            code = await asyncio.to_thread(worker.stop, 20)  # not the job's 60 s
+        finally:
+            if worker.running:
+                worker.kill()
+        assert code == 0, worker.log()
+        assert "at most 0.5 s" in worker.log()
+        assert "left to the" in worker.log() and await job.get_state() == "active"
+        await queue.obliterate(force=True)
