@@ -664,6 +664,9 @@ def reliability_text(results: dict[str, Any]) -> str:
         parts.append(restart_text(chaos["redis_restart"]))
     if chaos.get("redis_faults"):
         parts.append(faults_text(chaos["redis_faults"]))
+    if chaos.get("measured_at"):
+        where = "; ".join(f"{run} at {commit}" for run, commit in chaos["measured_at"].items())
+        parts.append(f"Measured on the bench machine ({where}).")
     return "\n\n".join(parts)
 
 
@@ -704,9 +707,11 @@ def kills_text(chaos: dict[str, Any]) -> str:
 def _settings(run: dict[str, Any]) -> str:
     if "lock_duration_s" not in run:
         return "(not recorded)"
+    args = run["cli_args"]
+    args = args.strip("()") if args.startswith("(") else f"`{args}`"
     return (
         f"lock {run['lock_duration_s']:g} s, stalled sweep every {run['stalled_interval_s']:g} s, "
-        f"max stalled count {run['max_stalled_count']} (`{run['cli_args']}`)"
+        f"max stalled count {run['max_stalled_count']} ({args})"
     )
 
 
@@ -820,7 +825,7 @@ def faults_text(faults: dict[str, Any]) -> str:
             "Duplicate runs are bounded by one per slot per lock duration the fault lasted, "
             "plus one; duplicate adds by two per fault event (the client re-sends a command "
             "whose reply was lost, twice at most)."
-            + (" Broken promises: " + " | ".join(broken) + "." if broken else ""),
+            + (" **Not kept in this run**: " + " | ".join(broken) + "." if broken else ""),
         ]
     )
 
