@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from typing import Any
 
 import pytest
 from redis.exceptions import ResponseError
@@ -363,3 +364,116 @@ async def test_obliterate_deletes_by_name_and_spares_a_queue_named_like_a_prefix
     await queue.scripts.add_log("1", "a line")
     await queue.obliterate(force=True)
     assert await keys_under(queue) == sorted([sibling.wait, sibling.job("1")])
+
+
+# -- B18: a lost reply at finish --------------------------------------------------------------
+
+
+def finish_taking_next(queue: minibull.Queue, fetch_token: str, **options: Any) -> Any:
+    """moveToFinished of the job held by "t", fetching the next one under ``fetch_token``."""
+    return queue.scripts.move_to_finished(
+        options.pop("job_id"),
+        now=queue.clock.now(),
+        token=options.pop("token", "t"),
+        failed=False,
+        value="1",
+        keep=options.pop("keep", {"count": -1}),
+        attempts=1,
+        fetch_next=Take(fetch_token, lock_ms=60_000),
+    )
+
+
+async def event_names(queue: minibull.Queue) -> list[str]:
+    return [e["event"] for _, e in await queue.redis.xrange(queue.keys.events, "-", "+")]
+
+
+async def test_a_rerun_finish_answers_again_with_the_job_it_fetched(queue):
+    # redis-py re-sends a script whose reply was lost: the same arguments, run twice. The
+    # second run used to answer -2 (lock lost) and leave the fetched job locked under a
+    # token nobody knew, until the stalled check took it back (stc + 1).
+    first, second = await queue.add("a", {}), await queue.add("b", {})
+    assert await take(queue) == first.id
+    taken = await finish_taking_next(queue, "next", job_id=first.id)
+    events = await event_names(queue)
+    again = await finish_taking_next(queue, "next", job_id=first.id)
+    assert taken.job_id == again.job_id == second.id
+    assert again.fields == taken.fields
+    assert await queue.redis.get(queue.keys.lock(second.id)) == "next"
+    assert await queue.redis.lrange(queue.keys.active, 0, -1) == [second.id]
+    assert await event_names(queue) == events  # nothing happened twice
+    assert (await queue.get_job(first.id)).attempts_made == 1
+
+
+async def test_a_retried_finish_hands_the_fetched_job_to_its_new_token(queue):
+    # The worker's own retry makes a fresh fetch token: the job fetched under the lost
+    # one moves to it (nobody else can know a token whose reply was lost).
+    first, second = await queue.add("a", {}), await queue.add("b", {})
+    assert await take(queue) == first.id
+    assert (await finish_taking_next(queue, "lost", job_id=first.id)).job_id == second.id
+    assert (await finish_taking_next(queue, "new", job_id=first.id)).job_id == second.id
+    assert await queue.redis.get(queue.keys.lock(second.id)) == "new"
+    assert (await finish_taking_next(queue, "newer", job_id=first.id)).job_id == second.id
+    assert await queue.redis.get(queue.keys.lock(second.id)) == "newer"
+    assert await queue.redis.hget(queue.keys.job(second.id), "ats") == "1"
+
+
+async def test_a_rerun_finish_does_not_take_a_job_someone_else_holds(queue):
+    first, second = await queue.add("a", {}), await queue.add("b", {})
+    assert await take(queue) == first.id
+    assert (await finish_taking_next(queue, "next", job_id=first.id)).job_id == second.id
+    await queue.redis.set(queue.keys.lock(second.id), "theirs")  # e.g. stalled and re-taken
+    assert (await finish_taking_next(queue, "next", job_id=first.id)).job_id is None
+    assert await queue.redis.get(queue.keys.lock(second.id)) == "theirs"
+
+
+async def test_a_finish_with_another_token_still_finds_the_lock_lost(queue):
+    first, second = await queue.add("a", {}), await queue.add("b", {})
+    assert await take(queue) == first.id
+    assert (await finish_taking_next(queue, "next", job_id=first.id)).job_id == second.id
+    with pytest.raises(minibull.LockLostError, match="lock is missing"):
+        await finish_taking_next(queue, "mine", job_id=first.id, token="other")
+    assert await queue.redis.get(queue.keys.lock(second.id)) == "next"
+
+
+@pytest.mark.parametrize("script", ["retryJob", "moveToDelayed"])
+async def test_a_rerun_retry_answers_again(queue, script):
+    # retryJob and moveToDelayed fetch nothing: a re-run only must not report a lost lock.
+    job = await queue.add("a", {})
+    assert await take(queue) == job.id
+    await FINISH_CALLS[script](queue.scripts, job.id, queue.clock.now())
+    events = await event_names(queue)
+    await FINISH_CALLS[script](queue.scripts, job.id, queue.clock.now())
+    assert await event_names(queue) == events
+    assert (await queue.get_job(job.id)).attempts_made == 1
+
+
+async def test_a_worker_whose_finish_reply_is_lost_runs_the_job_it_fetched(queue, make_worker):
+    # The first moveToFinished runs, then its reply is lost (ConnectionError): the
+    # worker's retry runs it again and must get the job the first run fetched.
+    first, second = await queue.add("a", {}), await queue.add("b", {})
+    ran: list[str] = []
+    errors: list[BaseException] = []
+    worker = make_worker(lambda job: ran.append(job.id), start=False)
+    worker.on("error", errors.append)
+    real_run, lost = worker.queue.scripts.run, []
+
+    async def run_and_lose_one_reply(name: str, args: Any) -> Any:
+        reply = await real_run(name, args)
+        if name == "moveToFinished" and not lost:
+            lost.append(reply)
+            raise ConnectionError("reply lost")
+        return reply
+
+    worker.queue.scripts.run = run_and_lose_one_reply  # type: ignore[method-assign]
+    worker.start()
+    await wait_for(
+        lambda: len(ran) == 2 or any(isinstance(e, minibull.LockLostError) for e in errors)
+    )
+    assert ran == [first.id, second.id]
+    assert [type(e) for e in errors] == [ConnectionError]
+
+    async def second_completed() -> bool:
+        return await queue.get_job_state(second.id) == "completed"
+
+    await wait_for(second_completed)
+    assert "stc" not in await queue.redis.hgetall(queue.keys.job(second.id))

@@ -12,7 +12,9 @@
   ARGV[5] delay (ms)
   ARGV[6] JSON object of job fields to set (failedReason, stacktrace)
   Output: 0, or -1 no such job (its id still leaves "active", see releaseActiveJob),
-          -2 lock missing, -3 not active, -6 lock held by another worker.
+          -2 lock missing, -3 not active, -6 lock held by another worker. A re-run
+          of a call that succeeded (its reply was lost) answers 0 again, changing nothing.
+  Job fields: sets "mbf" (minibull's own) to [token], see releaseActiveJob's endedBy.
   Events: delayed (with the due time in ms, and "ts", the clock's now).
 ]]
 local rcall = redis.call
@@ -33,9 +35,13 @@ if rcall("EXISTS", jobKey) == 0 then
   return -1
 end
 local lockError = releaseActiveJob(activeKey, stalledKey, jobKey, jobId, token)
+if lockError == -2 and endedBy(rcall("HGET", jobKey, "mbf"), token) then
+  return 0  -- a re-run: this call ran already (see endedBy)
+end
 if lockError < 0 then
   return lockError
 end
+fields["mbf"] = cjson.encode({token})
 setJobFields(jobKey, fields)
 local score, due = getDelayedScore(delayedKey, ARGV[2], delay)
 rcall("HINCRBY", jobKey, "atm", 1)

@@ -24,6 +24,11 @@
   Output: {0, then moveToActive's four values (all 0 when not fetching)}, or
           {-1} no such job (its id still leaves "active", see releaseActiveJob),
           {-2} lock missing, {-3} not active, {-6} lock held by another worker.
+  A re-run of a call that succeeded (its reply was lost: redis-py re-sends it, or the
+  worker retries it) answers the same: {0, the job it fetched if that job is still locked
+  by the fetch token it used (the lock moves to this call's fetch token), else no job}.
+  Job fields: sets "mbf" (minibull's own) to [token], or [token, fetch token, next job id]
+  when it fetched one, with the fields it writes anyway (see releaseActiveJob's endedBy).
   Events: completed or failed (with "ts", the clock's now), retries-exhausted, drained.
 ]]
 local rcall = redis.call
@@ -48,6 +53,11 @@ local function wakeOrDrain(waitKey, activeKey, prioritizedKey, metaKey, eventsKe
   end
 end
 
+local function readyKeys()
+  return {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], delayed = KEYS[4],
+          pc = KEYS[5], marker = KEYS[6], meta = KEYS[7], events = KEYS[8], limiter = KEYS[11]}
+end
+
 local waitKey, activeKey, prioritizedKey = KEYS[1], KEYS[2], KEYS[3]
 local metaKey, eventsKey, stalledKey, finishedKey = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local prefix, now, jobId, token = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -58,21 +68,62 @@ local keepCount, keepAge = string.match(ARGV[8], "^(-?%d+):?(%d*)$")
 local keep = {count = tonumber(keepCount), age = tonumber(keepAge)}
 local attempts = tonumber(ARGV[9]) or 1
 
-local job = rcall("HMGET", jobKey, "timestamp", "atm", "deid")
+-- A re-run's answer (see the header): the job the first run fetched, if its lock still
+-- holds that run's fetch token, moved to this call's (nobody else can know a token whose
+-- reply was lost); else no job. Nothing else changes: the job ended once.
+local function answerAgain(record)
+  local nextId, lostToken = record[3], record[2]
+  if ARGV[12] ~= "1" or type(nextId) ~= "string" then
+    return {0, 0, 0, 0, 0}
+  end
+  local nextKey = prefix .. nextId
+  if rcall("GET", nextKey .. ":lock") ~= lostToken then
+    return {0, 0, 0, 0, 0}
+  end
+  local flat = rcall("HGETALL", nextKey)
+  if #flat == 0 then
+    return {0, 0, 0, 0, 0}
+  end
+  rcall("SET", nextKey .. ":lock", ARGV[13], "PX", ARGV[14])
+  rcall("HSET", jobKey, "mbf", cjson.encode({token, ARGV[13], nextId}))
+  return {0, cjson.encode(flat), nextId, 0, 0}
+end
+
+local job = rcall("HMGET", jobKey, "timestamp", "atm", "deid", "mbf")
 if not job[1] then  -- every job hash has a timestamp
   dropMissingJob(activeKey, stalledKey, jobKey, jobId, token)
   return {-1}
 end
 local lockError = releaseActiveJob(activeKey, stalledKey, jobKey, jobId, token)
+local ended = lockError == -2 and endedBy(job[4], token)
+if ended then
+  return answerAgain(ended)
+end
 if lockError < 0 then
   return {lockError}
 end
 setJobFields(jobKey, fields)
 removeDeduplicationKeyOf(ARGV[11], job[3], jobId)
 local attemptsMade = (tonumber(job[2]) or 0) + 1
+-- Fetching the next job reads the queue's meta: read it now, and the events limit with it.
+local meta = ARGV[12] == "1" and readQueueMeta(metaKey) or nil
+emitEvent(eventsKey, metaKey, target, "jobId", jobId, field, value, "prev", "active", "ts", now)
+if target == "failed" and attemptsMade >= attempts then
+  emitEvent(eventsKey, metaKey, "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
+end
+-- The next job is taken before the job's own HSET, so that the record of this call
+-- (mbf) names it in that same HSET.
+local nextJob = {0, 0, 0, 0}
+if ARGV[12] == "1" then
+  nextJob = takeNextJob(readyKeys(), prefix, now, {token = ARGV[13], lockMs = ARGV[14],
+                        worker = ARGV[15], limitMax = tonumber(ARGV[16]),
+                        limitWindow = tonumber(ARGV[17])}, meta)
+end
 if keep["count"] ~= 0 then
+  local record = nextJob[2] ~= 0 and {token, ARGV[13], nextJob[2]} or {token}
   rcall("ZADD", finishedKey, now, jobId)
-  rcall("HSET", jobKey, field, value, "finishedOn", now, "atm", attemptsMade)
+  rcall("HSET", jobKey, field, value, "finishedOn", now, "atm", attemptsMade,
+        "mbf", cjson.encode(record))
   if target == "failed" then
     rcall("HDEL", jobKey, "defa")
   end
@@ -80,23 +131,8 @@ if keep["count"] ~= 0 then
 else
   removeJob(prefix, jobId, ARGV[11], stalledKey)
 end
--- Fetching the next job reads the queue's meta: read it now, and the events limit with it.
-local meta = ARGV[12] == "1" and readQueueMeta(metaKey) or nil
-emitEvent(eventsKey, metaKey, target, "jobId", jobId, field, value, "prev", "active", "ts", now)
-if target == "failed" and attemptsMade >= attempts then
-  emitEvent(eventsKey, metaKey, "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
-end
-if ARGV[12] == "1" then
-  local k = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], delayed = KEYS[4],
-             pc = KEYS[5], marker = KEYS[6], meta = KEYS[7], events = KEYS[8], limiter = KEYS[11]}
-  local nextJob = takeNextJob(k, prefix, now, {token = ARGV[13], lockMs = ARGV[14],
-                              worker = ARGV[15], limitMax = tonumber(ARGV[16]),
-                              limitWindow = tonumber(ARGV[17])}, meta)
-  if nextJob[2] ~= 0 then  -- took the next job, so the queue is not drained
-    return {0, nextJob[1], nextJob[2], nextJob[3], nextJob[4]}
-  end
-  wakeOrDrain(waitKey, activeKey, prioritizedKey, metaKey, eventsKey, KEYS[6])
-  return {0, 0, 0, nextJob[3], nextJob[4]}
+if nextJob[2] ~= 0 then  -- took the next job, so the queue is not drained
+  return {0, nextJob[1], nextJob[2], nextJob[3], nextJob[4]}
 end
 wakeOrDrain(waitKey, activeKey, prioritizedKey, metaKey, eventsKey, KEYS[6])
-return {0, 0, 0, 0, 0}
+return {0, 0, 0, nextJob[3], nextJob[4]}

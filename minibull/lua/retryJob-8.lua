@@ -12,7 +12,9 @@
   ARGV[5] JSON object of job fields to set (failedReason, stacktrace)
   ARGV[6] now (epoch ms), for the event
   Output: 0, or -1 no such job (its id still leaves "active", see releaseActiveJob),
-          -2 lock missing, -3 not active, -6 lock held by another worker.
+          -2 lock missing, -3 not active, -6 lock held by another worker. A re-run
+          of a call that succeeded (its reply was lost) answers 0 again, changing nothing.
+  Job fields: sets "mbf" (minibull's own) to [token], see releaseActiveJob's endedBy.
   Events: waiting (with "ts", the clock's now).
 ]]
 local rcall = redis.call
@@ -34,9 +36,13 @@ if rcall("EXISTS", jobKey) == 0 then
   return -1
 end
 local lockError = releaseActiveJob(activeKey, stalledKey, jobKey, jobId, token)
+if lockError == -2 and endedBy(rcall("HGET", jobKey, "mbf"), token) then
+  return 0  -- a re-run: this call ran already (see endedBy)
+end
 if lockError < 0 then
   return lockError
 end
+fields["mbf"] = cjson.encode({token})
 setJobFields(jobKey, fields)
 local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
 addJobToWait(waitKey, prioritizedKey, pcKey, jobId, priority, ARGV[4])

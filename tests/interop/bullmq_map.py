@@ -81,6 +81,7 @@ JOB_FIELDS = {
     "pb": "processedBy: the worker that took the job (see the differences)",
     "attemptsMade": "legacy name of atm, still read",
     "rjk": "the job scheduler that made the job",
+    "mbf": "minibull's own: the token of the run that ended the job (and the job it fetched)",
     "deid": "the deduplication id",
     "parentKey": "the parent job's key (flows)",
     "parent": "the parent job as JSON (flows)",
