@@ -70,15 +70,19 @@ UNSAFE_LUA_GLOBALS = (
     "loadstring", "load", "dofile", "loadfile",
 )  # fmt: skip
 
-# Removes the unsafe globals and hides the metatable of Python objects, then lists what a
-# script can still reach (empty: sandboxed). The pcalls try lupa's attribute access on the
-# Python objects fakeredis hands to Lua: ``redis.call.__globals__`` would lead to ``os``.
-_SANDBOX_SCRIPT = f"""
-local names = {{{", ".join(f"'{name}'" for name in UNSAFE_LUA_GLOBALS)}}}
+_NAMES = f"local names = {{{', '.join(repr(name) for name in UNSAFE_LUA_GLOBALS)}}}\n"
+
+# Removes the unsafe globals and hides the metatable of Python objects.
+_STRIP_SCRIPT = """
 for _, name in ipairs(names) do rawset(_G, name, nil) end
 local bridge = getmetatable(redis.call)  -- lupa's metatable of every Python object
 if type(bridge) == 'table' then bridge.__metatable = false end
-local reachable = {{}}
+"""
+
+# Lists what a script can still reach (empty: sandboxed). The pcalls try lupa's attribute
+# access on the Python objects fakeredis hands to Lua: redis.call.__globals__ leads to os.
+_PROBE_SCRIPT = """
+local reachable = {}
 for _, name in ipairs(names) do
   if rawget(_G, name) ~= nil then table.insert(reachable, name) end
 end
@@ -144,7 +148,9 @@ def sandbox_lua(server: fakeredis.FakeServer) -> list[str]:
     client = fakeredis.FakeRedis(server=server)
     try:
         with _restricted_runtimes():
-            reachable = client.eval(_SANDBOX_SCRIPT, 0)
+            client.eval(_NAMES + _STRIP_SCRIPT, 0)
+        # Checked by another script: it holds only if later scripts share that runtime.
+        reachable = client.eval(_NAMES + _PROBE_SCRIPT, 0)
     finally:
         client.close()
     return [name.decode() if isinstance(name, bytes) else str(name) for name in reachable]

@@ -215,21 +215,37 @@ async def test_three_worker_processes_share_a_backlog_fairly(shared_redis_url, p
         await queue.obliterate(force=True)
 
 
+async def worker_with_a_running_job(queue, url, prefix, seconds, args=()):
+    """A worker process (``minibull.examples:whoami``) and a job it is running, ``seconds`` long."""
+    worker = WorkerProcess(
+        "q", "minibull.examples:whoami", url=url, prefix=prefix, args=args
+    ).start()
+    try:
+        job = await queue.add("slow", {"seconds": seconds})
+
+        async def active():
+            return await job.get_state() == "active"
+
+        await wait_for(active, timeout=30)
+    except BaseException:
+        worker.kill()
+        raise
+    return worker, job
+
+
+async def stop_within(worker, timeout: float = 30) -> int:
+    """SIGTERM, then the exit code (SIGKILL if the worker is still there after ``timeout``)."""
+    try:
+        return await asyncio.to_thread(worker.stop, timeout)
+    finally:
+        if worker.running:
+            worker.kill()
+
+
 async def test_sigterm_finishes_the_running_job_then_exits(shared_redis_url, prefix):
     async with minibull.Queue("q", shared_redis_url, prefix=prefix) as queue:
-        worker = WorkerProcess("q", "minibull.examples:whoami", url=shared_redis_url, prefix=prefix)
-        worker.start()
-        try:
-            job = await queue.add("slow", {"seconds": 1.5})
-
-            async def active():
-                return await job.get_state() == "active"
-
-            await wait_for(active, timeout=30)
-            code = await asyncio.to_thread(worker.stop)
-        finally:
-            if worker.running:
-                worker.kill()
+        worker, job = await worker_with_a_running_job(queue, shared_redis_url, prefix, 1.5)
+        code = await stop_within(worker)
         assert code == 0, worker.log()
         assert await job.get_state() == "completed"
         assert (await queue.get_job(job.id)).returnvalue == {"pid": worker.pid}
@@ -242,18 +258,8 @@ FAST = ("--lock-duration", "1", "--stalled-interval", "0.3")
 
 async def job_of_a_killed_worker(queue, url, prefix):
     """A slow job taken by a worker process that is then SIGKILLed mid-job."""
-    victim = WorkerProcess(
-        "q", "minibull.examples:whoami", url=url, prefix=prefix, args=FAST
-    ).start()
-    try:
-        job = await queue.add("slow", {"seconds": 3})
-
-        async def active():
-            return await job.get_state() == "active"
-
-        await wait_for(active, timeout=30)
-    finally:
-        victim.kill()
+    victim, job = await worker_with_a_running_job(queue, url, prefix, 3, args=FAST)
+    victim.kill()
     return job
 
 
@@ -332,24 +338,11 @@ async def test_worker_processes_get_the_url_from_the_environment_and_leave_no_fi
 
 async def test_shutdown_timeout_bounds_a_graceful_close(shared_redis_url, prefix):
     async with minibull.Queue("q", shared_redis_url, prefix=prefix) as queue:
-        worker = WorkerProcess(
-            "q",
-            "minibull.examples:whoami",
-            url=shared_redis_url,
-            prefix=prefix,
-            args=("--shutdown-timeout", "0.5"),
-        ).start()
-        try:
-            job = await queue.add("long", {"seconds": 60})
-
-            async def active():
-                return await job.get_state() == "active"
-
-            await wait_for(active, timeout=30)
-            code = await asyncio.to_thread(worker.stop, 20)  # not the job's 60 s
-        finally:
-            if worker.running:
-                worker.kill()
+        deadline = ("--shutdown-timeout", "0.5")
+        worker, job = await worker_with_a_running_job(
+            queue, shared_redis_url, prefix, 60, args=deadline
+        )
+        code = await stop_within(worker, 20)  # not the job's 60 s
         assert code == 0, worker.log()
         assert "at most 0.5 s" in worker.log()
         assert "left to the" in worker.log() and await job.get_state() == "active"

@@ -1,9 +1,11 @@
-"""The project's files agree: pyproject.toml with environment.yml, the README with the Makefile.
+"""The project's files agree: pyproject.toml with environment.yml and .ci/run, the README with
+the Makefile.
 
 Nothing here imports minibull; these checks read files only.
 """
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,53 @@ def test_readme_commands_are_makefile_targets() -> None:
     }
     assert {"lab", "test"} <= commands
     assert commands - targets == set()
+
+
+# fakeredis modules minibull imports that are not its public API -> the first release that
+# has them (checked in the wheels of 2.26, 2.38, 2.39 and 2.40). The lower bound must
+# reach them; the tests of the lowest versions (.ci/run) check the rest.
+FAKEREDIS_PRIVATE_MODULES = {
+    "fakeredis._msgs": "2.26",
+    "fakeredis._commands": "2.26",
+    "fakeredis._helpers": "2.26",
+    "fakeredis.model": "2.26",
+    "fakeredis.commands_mixins": "2.26",
+    "fakeredis._socket": "2.39",
+    "fakeredis._clients._async": "2.39",
+    "fakeredis._clients._tcp_server": "2.39",
+}
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def lower_bounds() -> Bounds:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return pip_bounds(project["dependencies"])
+
+
+def test_the_fakeredis_bound_has_every_private_module_minibull_imports() -> None:
+    source = "\n".join(path.read_text() for path in (ROOT / "minibull").glob("*.py"))
+    imported = set(re.findall(r"^\s*(?:from|import) (fakeredis\.[\w.]+)", source, re.MULTILINE))
+    unknown = sorted(imported - FAKEREDIS_PRIVATE_MODULES.keys())
+    assert unknown == [], f"add the first fakeredis release that has {unknown}"
+    bound = version_tuple(lower_bounds()["fakeredis"] or "0")
+    too_new = [m for m in imported if version_tuple(FAKEREDIS_PRIVATE_MODULES[m]) > bound]
+    assert too_new == []
+
+
+def test_ci_tests_the_lower_bounds_of_redis_fakeredis_and_croniter() -> None:
+    assert subprocess.run(["bash", "-n", str(ROOT / ".ci" / "run")]).returncode == 0
+    pins = subprocess.run(
+        ["bash", "-c", "source .ci/run && lowest_pins"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    bounds = lower_bounds()
+    expected = [f"redis=={bounds['redis-py']}", f"fakeredis[lua]=={bounds['fakeredis']}"]
+    expected.append(f"croniter=={bounds['croniter']}")
+    assert sorted(pins) == sorted(expected)
+    assert ".venv-min/" in (ROOT / ".gitignore").read_text().split()
