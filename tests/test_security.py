@@ -137,11 +137,14 @@ async def test_hostile_names_and_ids_are_just_data(queue, make_worker):
     assert results == [*names, "id"]
 
 
+def nested(inner: st.SearchStrategy) -> st.SearchStrategy:
+    """Lists and dicts of ``inner`` (a def, not a lambda: hypothesis reads its source)."""
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+
+
 values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
+    nested,
     max_leaves=20,
 )
 options = st.fixed_dictionaries(
