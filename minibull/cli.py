@@ -3,7 +3,7 @@
     minibull worker emails --processor myapp.jobs:send_email --concurrency 10
     minibull status emails
     minibull jobs emails --state failed
-    minibull retry emails
+    minibull retry emails              # --reset-attempts: each job gets all its attempts again
     minibull server --port 6390        # a shared fakeredis server, nothing installed
 
 Every command talks to ``--redis URL`` or ``MINIBULL_REDIS_URL`` (prefer the variable
@@ -11,6 +11,10 @@ when the URL holds a password: a command line is visible to every local user).
 Exit codes: 0 done, 1 Redis unreachable (or the server's port unavailable), 2 bad
 usage, 3 a worker forced to close (second signal), 4 a worker that stopped on an
 error it cannot get past.
+
+A worker prints one line per job started, completed or failed on stdout (``--quiet``: none;
+``--log-format json``: one JSON object a line) and a summary every ``--summary-interval``
+seconds; its own messages and log lines go to stderr.
 """
 
 from __future__ import annotations
@@ -18,13 +22,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import logging
 import os
 import re
 import signal
 import sys
+import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote
 
@@ -32,7 +40,7 @@ from redis.connection import parse_url
 from redis.exceptions import RedisError
 
 from .connection import connect, redis_url
-from .job import STATES
+from .job import STATES, Job
 from .queue import Queue
 from .worker import Worker
 
@@ -182,6 +190,8 @@ async def run_worker(args: argparse.Namespace) -> int:
         sandboxed=args.sandboxed,
     )
     log_stalled_jobs(worker)
+    job_log = JobLog(args.log_format, args.quiet, args.summary_interval)
+    job_log.attach(worker)
     signals = SignalCounter(worker, args.shutdown_timeout)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -190,10 +200,16 @@ async def run_worker(args: argparse.Namespace) -> int:
         f"queue {args.queue!r} on {redact(url)}, processor {args.processor}, "
         f"concurrency {args.concurrency}, pid {os.getpid()}"
     )
+    return await supervise(worker, signals, job_log, url)
+
+
+async def supervise(worker: Worker, signals: SignalCounter, job_log: JobLog, url: str) -> int:
+    """Run the worker until it is closed; the exit code says how it ended."""
     try:
-        await worker.run()
-        for closing in signals.closing:
-            await closing  # a close that failed says why here
+        async with job_log.summaries():
+            await worker.run()
+            for closing in signals.closing:
+                await closing  # a close that failed says why here
     except Exception as exc:
         say(f"stopped on an error: {type(exc).__name__}: {printable(scrub(str(exc), url))}")
         return EXIT_FAILED
@@ -257,6 +273,117 @@ def log_stalled_jobs(worker: Worker) -> None:
     worker.on("failed", on_failed)
 
 
+class JobLog:
+    """The worker's job lines on stdout: one per job started, completed or failed, and a
+    summary every ``interval`` seconds (0: none); text for people, or JSON for machines.
+
+    ``attempt`` is the run this is, counted as BullMQ's ``attemptsMade`` + 1, out of the
+    job's ``attempts`` option; a job retried by hand keeps its count and can pass it.
+    """
+
+    def __init__(self, log_format: str = "text", quiet: bool = False, interval: float = 60):
+        self.json = log_format == "json"
+        self.quiet = quiet
+        self.interval = interval
+        self.started: dict[str, float] = {}
+        self.counts: Counter[str] = Counter()
+
+    def attach(self, worker: Worker) -> None:
+        """Listen to the worker's job events."""
+        worker.on("active", self.on_active)
+        worker.on("completed", self.on_completed)
+        worker.on("failed", self.on_failed)
+
+    def on_active(self, job: Job) -> None:
+        self.started[job.id] = time.monotonic()
+        self.job_line("started", job, job.attempts_made + 1)
+
+    def on_completed(self, job: Job, result: Any) -> None:
+        self.counts["completed"] += 1
+        self.job_line("completed", job, job.attempts_made, duration=self.duration(job))
+
+    def on_failed(self, job: Job, error: BaseException) -> None:
+        final = job.finished_on is not None  # set only when no attempt is left
+        self.counts["failed" if final else "retried"] += 1
+        duration = self.duration(job)
+        reason = job.failed_reason or type(error).__name__
+        self.job_line(
+            "failed", job, job.attempts_made, duration=duration, reason=reason, retry=not final
+        )
+
+    def duration(self, job: Job) -> float | None:
+        start = self.started.pop(job.id, None)
+        return None if start is None else round(time.monotonic() - start, 3)
+
+    def job_line(self, event: str, job: Job, attempt: int, **fields: Any) -> None:
+        if self.quiet:
+            return
+        record = {
+            "event": event,
+            "job": job.id,
+            "name": job.name,
+            "attempt": attempt,
+            "attempts": job.attempts,
+            **fields,
+        }
+        self.write(record if self.json else describe_job_event(record))
+
+    def summary(self) -> None:
+        """One line: what happened since the last summary, and what runs now."""
+        counts = {k: self.counts[k] for k in ("completed", "failed", "retried")}
+        self.counts.clear()
+        record = {
+            "event": "summary",
+            "seconds": self.interval,
+            **counts,
+            "running": len(self.started),
+        }
+        self.write(
+            record
+            if self.json
+            else "summary, last {seconds:g} s: {completed} completed, "
+            "{failed} failed, {retried} to retry; {running} running".format(**record)
+        )
+
+    def write(self, line: dict[str, Any] | str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        if isinstance(line, dict):
+            text = json.dumps({"time": stamp, **line})  # ASCII: control characters escaped
+        else:
+            text = f"{stamp} {printable(line)}"
+        print(text, flush=True)
+
+    @asynccontextmanager
+    async def summaries(self) -> AsyncIterator[None]:
+        """Write a summary every ``interval`` seconds while the block runs."""
+
+        async def every_interval() -> None:
+            while True:
+                await asyncio.sleep(self.interval)
+                self.summary()
+
+        task = asyncio.ensure_future(every_interval()) if self.interval > 0 else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+
+
+def describe_job_event(record: dict[str, Any]) -> str:
+    """A job event as one line of text: ``job 42 welcome: completed in 0.012 s, attempt 1/3``."""
+    text = f"job {record['job']} {record['name']}: {record['event']}"
+    if record.get("duration") is not None:
+        text += f" in {record['duration']:.3f} s"
+    text += f", attempt {record['attempt']}/{record['attempts']}"
+    if record["attempt"] > record["attempts"]:
+        text += " (past the option: retried by hand)"
+    if record["event"] == "failed":
+        text += ", will retry" if record["retry"] else ", no retry left"
+        text += f": {record['reason']}"
+    return text
+
+
 async def show_status(args: argparse.Namespace) -> int:
     url = server_url(args)
     await check_reachable(url)
@@ -276,21 +403,37 @@ async def list_jobs(args: argparse.Namespace) -> int:
         jobs = await queue.get_jobs(args.state, 0, args.limit - 1)
     for job in jobs:
         reason = f"  {printable(job.failed_reason)}" if job.failed_reason else ""
+        past = "*" if job.attempts_made > job.attempts else ""
         print(
             f"{printable(job.id)}\t{printable(job.name)}\t"
-            f"attempts {job.attempts_made}/{job.attempts}{reason}"
+            f"attempts {job.attempts_made}/{job.attempts}{past}{reason}"
         )
     if not jobs:
         print(f"no {args.state} jobs in {args.queue!r}")
+    elif any(job.attempts_made > job.attempts for job in jobs):
+        print(PAST_THE_OPTION)
     return EXIT_OK
+
+
+#: The footnote of ``minibull jobs`` when a job has run more times than its option allows.
+PAST_THE_OPTION = (
+    "* attempts made / the job's attempts option (BullMQ's attemptsMade / opts.attempts). "
+    "`minibull retry` keeps the count, so each retry adds one run past the option; "
+    "`minibull retry --reset-attempts` starts the count again at 0."
+)
 
 
 async def retry_failed(args: argparse.Namespace) -> int:
     url = server_url(args)
     await check_reachable(url)
     async with Queue(args.queue, url, prefix=args.prefix) as queue:
-        moved = await queue.retry_jobs(args.state)
-    print(f"moved {moved} {args.state} job(s) of {args.queue!r} back to waiting")
+        moved = await queue.retry_jobs(args.state, reset_attempts=args.reset_attempts)
+    kept = (
+        "attempts made reset to 0: each gets all its attempts again"
+        if args.reset_attempts
+        else "attempts made kept: each gets one more run (--reset-attempts: all its attempts)"
+    )
+    print(f"moved {moved} {args.state} job(s) of {args.queue!r} back to waiting; {kept}")
     return EXIT_OK
 
 
@@ -336,18 +479,16 @@ def at_least(minimum: float, kind: type = int) -> Callable[[str], Any]:
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minibull", description="minibull job queue tools")
-    commands = parser.add_subparsers(dest="command", required=True)
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    port = at_least(0)(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"must be <= 65535 (got {text})")
+    return port
 
-    def queue_command(name: str, help_text: str) -> argparse.ArgumentParser:
-        command = commands.add_parser(name, help=help_text)
-        command.add_argument("queue", help="queue name")
-        command.add_argument("--redis", help="Redis URL (default: MINIBULL_REDIS_URL)")
-        command.add_argument("--prefix", default="bull", help="key prefix (default: bull)")
-        return command
 
-    worker = queue_command("worker", "run a worker process until SIGINT/SIGTERM")
+def add_worker_options(worker: argparse.ArgumentParser) -> None:
+    """The options of ``minibull worker``."""
     worker.add_argument("--processor", required=True, help="package.module:function")
     worker.add_argument("--concurrency", type=int, default=1)
     worker.add_argument("--lock-duration", type=float, default=30.0, help="seconds")
@@ -366,19 +507,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a graceful close waits for running jobs; those still running are left "
         "to the stalled check (default: 30, a container's usual grace period)",
     )
+    worker.add_argument(
+        "--quiet", action="store_true", help="no line per job (summaries and errors only)"
+    )
+    worker.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="job and summary lines on stdout as text (default) or one JSON object a line",
+    )
+    worker.add_argument(
+        "--summary-interval",
+        type=at_least(0, float),
+        default=60.0,
+        help="seconds between summary lines (default: 60; 0: none)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minibull", description="minibull job queue tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def queue_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("queue", help="queue name")
+        command.add_argument("--redis", help="Redis URL (default: MINIBULL_REDIS_URL)")
+        command.add_argument("--prefix", default="bull", help="key prefix (default: bull)")
+        return command
+
+    add_worker_options(queue_command("worker", "run a worker process until SIGINT/SIGTERM"))
     queue_command("status", "job counts per state")
-    jobs = queue_command("jobs", "list jobs in a state")
+    jobs = queue_command("jobs", "list jobs in a state, with attempts made / attempts allowed")
     jobs.add_argument("--state", default="failed", choices=STATES)
     jobs.add_argument("--limit", type=at_least(1), default=20, help="at most this many jobs")
     retry = queue_command("retry", "move failed (or completed) jobs back to waiting")
     retry.add_argument("--state", default="failed", choices=("failed", "completed"))
+    retry.add_argument(
+        "--reset-attempts",
+        action="store_true",
+        help="set each job's attempts made to 0, so it gets all its attempts again "
+        "(default: kept, so a job that used them all gets one more run)",
+    )
     server = commands.add_parser("server", help="a shared fakeredis server (nothing installed)")
     server.add_argument(
         "--host",
         default="127.0.0.1",
         help="address to listen on (default: 127.0.0.1); any other needs a password",
     )
-    server.add_argument("--port", type=int, default=6390)
+    server.add_argument("--port", type=port_number, default=6390, help="default: 6390")
     server.add_argument(
         "--password",
         help=f"clients must AUTH with it (or set {SERVER_PASSWORD_VAR}: a command line is "

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -184,9 +186,128 @@ async def test_status_jobs_and_retry(shared_redis_url, prefix):
         none = cli("jobs", "q", "--state", "failed", "--limit", "0", *base)
         assert none.returncode == 2 and "--limit: must be >= 1" in none.stderr
         retried = cli("retry", "q", *base)
-        assert retried.returncode == 0 and "moved" in retried.stdout
+        assert retried.returncode == 0 and "moved 2 failed job(s)" in retried.stdout
+        assert "attempts made kept" in retried.stdout
         assert (await queue.get_job_counts("failed"))["failed"] == 0
         await queue.obliterate(force=True)
+
+
+async def test_jobs_explains_attempts_past_the_option_and_retry_can_reset_them(
+    shared_redis_url, prefix
+):
+    base = ("--redis", shared_redis_url, "--prefix", prefix)
+    async with minibull.Queue("q", shared_redis_url, prefix=prefix) as queue:
+        job = await queue.add("bad", {}, attempts=2)
+
+        async def fail(job):
+            raise RuntimeError("smtp down")
+
+        async with minibull.Worker("q", fail, shared_redis_url, prefix=prefix):
+            with pytest.raises(minibull.JobFailedError):
+                await job.wait_until_finished(timeout=10)
+            listed = cli("jobs", "q", *base)
+            assert f"{job.id}\tbad\tattempts 2/2  smtp down" in listed.stdout.splitlines()
+            assert "*" not in listed.stdout  # within the option: no footnote
+            assert cli("retry", "q", *base).returncode == 0  # keeps the count: one more run
+            with pytest.raises(minibull.JobFailedError):
+                await job.wait_until_finished(timeout=10)
+            listed = cli("jobs", "q", *base)
+            assert f"{job.id}\tbad\tattempts 3/2*  smtp down" in listed.stdout.splitlines()
+            assert cli_module.PAST_THE_OPTION in listed.stdout.splitlines()
+        reset = cli("retry", "q", "--reset-attempts", *base)
+        assert reset.returncode == 0 and "attempts made reset to 0" in reset.stdout
+        assert (await queue.get_job(job.id)).attempts_made == 0
+        await queue.obliterate(force=True)
+
+
+def test_server_port_errors_are_one_line():
+    out_of_range = cli("server", "--port", "70000")
+    assert out_of_range.returncode == 2 and "--port: must be <= 65535" in out_of_range.stderr
+    with SharedServer() as url:
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        taken = cli("server", "--port", port)
+    assert taken.returncode == 1, taken.stderr
+    assert taken.stderr == f"minibull: cannot serve on 127.0.0.1:{port}: Address already in use\n"
+
+
+def fake_job(job_id: str, name: str, attempts: int = 1, made: int = 0) -> minibull.Job:
+    return minibull.Job(
+        id=job_id, name=name, data={}, opts={"attempts": attempts}, attempts_made=made
+    )
+
+
+def drive(job_log: cli_module.JobLog) -> None:
+    """A job completed, a job failed then retried, a job failed for good."""
+    ok, bad = fake_job("1", "welcome"), fake_job("2", "bad\x1b[2J", attempts=2)
+    job_log.on_active(ok)
+    ok.attempts_made = 1
+    job_log.on_completed(ok, None)
+    for final in (False, True):
+        job_log.on_active(bad)
+        bad.attempts_made += 1
+        bad.failed_reason = "smtp down"
+        bad.finished_on = 1 if final else None
+        job_log.on_failed(bad, RuntimeError("smtp down"))
+    job_log.on_active(fake_job("3", "slow"))
+    job_log.summary()
+
+
+def test_job_lines_as_text(capsys):
+    drive(cli_module.JobLog("text", interval=60))
+    lines = [line.split(" ", 2)[2] for line in capsys.readouterr().out.splitlines()]
+    assert [re.sub(r"in [0-9.]+ s", "in T s", line) for line in lines] == [
+        "job 1 welcome: started, attempt 1/1",
+        "job 1 welcome: completed in T s, attempt 1/1",
+        "job 2 bad\\x1b[2J: started, attempt 1/2",
+        "job 2 bad\\x1b[2J: failed in T s, attempt 1/2, will retry: smtp down",
+        "job 2 bad\\x1b[2J: started, attempt 2/2",
+        "job 2 bad\\x1b[2J: failed in T s, attempt 2/2, no retry left: smtp down",
+        "job 3 slow: started, attempt 1/1",
+        "summary, last 60 s: 1 completed, 1 failed, 1 to retry; 1 running",
+    ]
+
+
+def test_job_lines_as_json_and_quiet(capsys):
+    drive(cli_module.JobLog("json", interval=60))
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["event"], r.get("job"), r.get("attempt"), r.get("retry")) for r in records] == [
+        ("started", "1", 1, None),
+        ("completed", "1", 1, None),
+        ("started", "2", 1, None),
+        ("failed", "2", 1, True),
+        ("started", "2", 2, None),
+        ("failed", "2", 2, False),
+        ("started", "3", 1, None),
+        ("summary", None, None, None),
+    ]
+    assert records[1]["duration"] >= 0 and records[2]["name"] == "bad\x1b[2J"
+    assert records[-1] == {**records[-1], "completed": 1, "failed": 1, "retried": 1, "running": 1}
+    drive(cli_module.JobLog("text", quiet=True, interval=60))
+    assert [line.split(" ", 2)[2] for line in capsys.readouterr().out.splitlines()] == [
+        "summary, last 60 s: 1 completed, 1 failed, 1 to retry; 1 running"
+    ]
+
+
+async def test_a_worker_process_prints_its_jobs_and_summaries(
+    shared_redis_url, prefix, tmp_path, monkeypatch
+):
+    (tmp_path / "flaky_jobs.py").write_text(
+        "def run(job):\n    if job.data.get('fail'):\n        raise RuntimeError('smtp down')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
+    async with minibull.Queue("q", shared_redis_url, prefix=prefix) as queue:
+        ok = await queue.add("welcome", {})
+        bad = await queue.add("bad", {"fail": True})
+        args = ("--summary-interval", "0.2")
+        with WorkerProcess(
+            "q", "flaky_jobs:run", url=shared_redis_url, prefix=prefix, args=args
+        ) as worker:
+            await wait_for(lambda: "1 completed, 1 failed" in worker.log(), timeout=30)
+        await queue.obliterate(force=True)
+    log = worker.log()
+    assert re.search(rf"job {ok.id} welcome: completed in [0-9.]+ s, attempt 1/1\n", log), log
+    assert f"job {bad.id} bad: started, attempt 1/1" in log
+    assert re.search(rf"job {bad.id} bad: failed in [0-9.]+ s, .*no retry left: smtp down", log)
 
 
 async def test_three_worker_processes_share_a_backlog_fairly(shared_redis_url, prefix):
