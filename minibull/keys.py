@@ -36,8 +36,14 @@ QUEUE_KEYS = {
 #: a hash). Every suffix above without a ":" in it, plus BullMQ's others (queue-keys.ts).
 #: ``options.check_job_id`` refuses them in Python and addJob in Lua (error -100).
 RESERVED_JOB_IDS = frozenset(
-    {suffix for suffix in QUEUE_KEYS if ":" not in suffix} | {"de", "waiting-children"}
+    {suffix for suffix in QUEUE_KEYS if ":" not in suffix}
+    | {"de", "waiting-children", "idem", "wakeup"}
 )
+
+#: Families of keys named ``<prefix>:<queue>:<family><name>`` (deduplication ids,
+#: minibull's side-effect records and worker wake-ups), which ``obliterate`` finds by
+#: pattern: a queue name has no ":", so only this queue's keys can match.
+FAMILIES_BY_PATTERN = ("de:", "idem:", "wakeup:")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from .errors import JobNotFoundError, LockLostError
-from .keys import LIST_STATES, RESERVED_JOB_IDS, QueueKeys
+from .keys import FAMILIES_BY_PATTERN, LIST_STATES, RESERVED_JOB_IDS, QueueKeys
 
 LUA_DIR = Path(__file__).parent / "lua"
 _INCLUDE = re.compile(r'^-- @include "(\w+)"$', re.MULTILINE)
@@ -505,7 +505,8 @@ class Scripts:
 
         By name, never by a ``bull:<queue>:*`` pattern, which would also match the keys of
         a queue named ``<queue>:<more>``: every job found in a state (its hash, lock, logs
-        and deduplication id), every job scheduler, then the queue-level keys.
+        and deduplication id), every job scheduler, then the queue-level keys; last the
+        families only a pattern finds (``de:``, ``idem:``, ``wakeup:``; see keys.py).
         """
         if await self.run("obliterate", obliterate_args(self.keys, force)) == -2:
             raise RuntimeError("cannot obliterate a queue with active jobs; pass force=True")
@@ -516,6 +517,15 @@ class Scripts:
             chunk = scheduler_ids[first : first + _PAGE]
             await self.redis.delete(*(self.keys.scheduler(sid) for sid in chunk))
         await self.redis.delete(*(self.keys.key(suffix) for suffix in sorted(RESERVED_JOB_IDS)))
+        for family in FAMILIES_BY_PATTERN:
+            await self._delete_matching(self.keys.key(family))
+
+    async def _delete_matching(self, key_prefix: str) -> None:
+        """Delete every key that starts with ``key_prefix`` (glob characters escaped)."""
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", key_prefix) + "*"
+        found = [key async for key in self.redis.scan_iter(match=pattern, count=_PAGE)]
+        for first in range(0, len(found), _PAGE):
+            await self.redis.delete(*found[first : first + _PAGE])
 
     async def _job_id_pages(self) -> AsyncIterator[list[str]]:
         """The ids in every state's list or zset (and the stalled set), a page at a time."""
