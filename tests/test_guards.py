@@ -397,6 +397,7 @@ async def test_ids_that_name_a_key_family_are_reserved(queue, job_id):
     with pytest.raises(ValueError, match="reserved"):
         await queue.add("x", {}, job_id=job_id)
 
+
 # -- B18: a lost reply at finish --------------------------------------------------------------
 
 
