@@ -7,7 +7,12 @@ needs nothing installed and its producer and workers see the same data.
 
 from __future__ import annotations
 
+import copy
+import inspect
+import logging
 import os
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
@@ -23,14 +28,20 @@ __all__ = [
     "check_cluster_prefix",
     "connect",
     "embedded_server",
+    "on_reconnect",
     "redis_url",
     "resolve",
 ]
+
+logger = logging.getLogger("minibull.connection")
 
 ENV_VAR = "MINIBULL_REDIS_URL"
 
 #: Seconds a reply may take on our own connections; blocking calls stay well below it.
 SOCKET_TIMEOUT = 30.0
+
+#: Errors after which a command is sent again on a new connection (twice at most).
+RETRIED_ERRORS = (ConnectionError, TimeoutError, OSError)
 
 
 def redis_url() -> str | None:
@@ -46,6 +57,9 @@ def connect(url: str | None = None) -> Redis:
             url,
             decode_responses=True,
             retry=_reconnect_retry(),
+            # redis-py 5 retries a command (not only the connect) only for these errors;
+            # redis-py 6+ retries for every error of the Retry: the same on both.
+            retry_on_error=list(RETRIED_ERRORS),
             socket_timeout=SOCKET_TIMEOUT,
             socket_keepalive=True,
         )
@@ -56,13 +70,94 @@ def _reconnect_retry() -> Retry:
     """Retry a command on a fresh connection when the old one broke (e.g. Redis restarted).
 
     A command whose reply was lost may run twice: at-least-once, like the rest of
-    the queue (give jobs a ``job_id`` to make a repeated add harmless).
+    the queue (give jobs a ``job_id`` to make a repeated add harmless). Each try that
+    is retried is told to the listeners of ``on_reconnect``.
     """
-    return Retry(
+    return ReportingRetry(
         ExponentialBackoff(cap=0.5, base=0.05),
         2,
-        supported_errors=(ConnectionError, TimeoutError, OSError),
+        supported_errors=RETRIED_ERRORS,
     )
+
+
+#: What a reconnect listener gets: the error of the failed try (it may be async).
+ReconnectListener = Callable[[Exception], "Awaitable[None] | None"]
+
+#: Set while listeners run: a listener's own Redis call that is retried is not told again.
+_telling: ContextVar[bool] = ContextVar("minibull_telling_reconnect", default=False)
+
+
+class ReportingRetry(Retry):
+    """redis-py's Retry that also tells its listeners about each failed try it retries.
+
+    redis-py deep-copies a Retry into the client and into each connection: the copies
+    share one list of listeners, so registering on the client covers every connection.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listeners: list[ReconnectListener] = []
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ReportingRetry:
+        twin = copy.copy(self)  # the same listeners list
+        twin._backoff = copy.deepcopy(self._backoff, memo)
+        return twin
+
+    async def call_with_retry(self, do: Any, fail: Any, *args: Any, **kwargs: Any) -> Any:
+        """redis-py's ``call_with_retry``; a failed try is told once ``fail`` accepted it
+        and a retry follows (the last one is raised to the caller, who reports it)."""
+        failures = 0
+
+        async def fail_then_tell(error: Exception, *more: Any) -> None:
+            nonlocal failures
+            failures += 1
+            await fail(error, *more)  # raises when redis-py does not retry this error
+            if self._retries < 0 or failures <= self._retries:
+                await self._tell(error)
+
+        return await super().call_with_retry(do, fail_then_tell, *args, **kwargs)
+
+    async def _tell(self, error: Exception) -> None:
+        """Call every listener with ``error``; a listener that raises is logged, never raised."""
+        if _telling.get():
+            return
+        telling = _telling.set(True)
+        try:
+            for listener in list(self.listeners):
+                try:
+                    result = listener(error)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    logger.exception("a reconnect listener failed")
+        finally:
+            _telling.reset(telling)
+
+
+def on_reconnect(client: Redis, listener: ReconnectListener) -> Callable[[], None]:
+    """Call ``listener(error)`` each time ``client`` retries a try that failed with a
+    connection error (it reconnects, then sends the command again); returns a function
+    that stops it. Only clients made by ``connect()`` report; for others it does nothing."""
+    retry = client.get_retry() if isinstance(client, Redis) else None
+    if not isinstance(retry, ReportingRetry):
+        return lambda: None
+    retry.listeners.append(listener)
+
+    def stop() -> None:
+        if listener in retry.listeners:
+            retry.listeners.remove(listener)
+
+    return stop
+
+
+def reconnect_error(error: Exception) -> ConnectionError:
+    """The ``error`` event of a retried try: a ConnectionError saying what broke."""
+    reported = ConnectionError(
+        f"the Redis connection broke ({type(error).__name__}: {error}); redis-py "
+        "reconnects and the command is sent again on a new connection"
+    )
+    reported.__cause__ = error
+    return reported
 
 
 def resolve(connection: str | Redis | RedisCluster | None) -> tuple[Redis, bool]:

@@ -13,7 +13,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from .clock import Pace
-from .connection import blocking_limit, resolve
+from .connection import blocking_limit, on_reconnect, reconnect_error, resolve
 from .keys import QueueKeys
 from .queue import check_queue_name
 
@@ -93,21 +93,25 @@ class QueueEvents:
 
     async def _follow(self) -> AsyncIterator[dict[str, Any]]:
         pace = Pace()
-        while not self._closed:
-            try:
-                await self._resolve_start()
-                replies = await self.redis.xread(
-                    {self.keys.events: self.last_event_id}, block=self.block_ms, count=500
-                )
-            except Exception as exc:  # reconnects on the next call, after a back-off
-                await self._report("reading the events stream", exc)
-                await asyncio.sleep(pace.next())
-                continue
-            pace.reset()
-            for _stream, entries in replies or []:
-                for entry_id, fields in entries:
-                    self.last_event_id = entry_id
-                    yield decode_event(entry_id, fields)
+        stop_reconnect_reports = on_reconnect(self.redis, self._report_reconnect)
+        try:
+            while not self._closed:
+                try:
+                    await self._resolve_start()
+                    replies = await self.redis.xread(
+                        {self.keys.events: self.last_event_id}, block=self.block_ms, count=500
+                    )
+                except Exception as exc:  # reconnects on the next call, after a back-off
+                    await self._report("reading the events stream", exc)
+                    await asyncio.sleep(pace.next())
+                    continue
+                pace.reset()
+                for _stream, entries in replies or []:
+                    for entry_id, fields in entries:
+                        self.last_event_id = entry_id
+                        yield decode_event(entry_id, fields)
+        finally:
+            stop_reconnect_reports()
 
     async def run(self) -> None:
         """Call the listeners for every event until closed."""
@@ -131,6 +135,9 @@ class QueueEvents:
                     await result
             except Exception:
                 logger.exception("events of %s: an 'error' listener failed", self.name)
+
+    async def _report_reconnect(self, error: Exception) -> None:
+        await self._report("reading the events stream", reconnect_error(error))
 
     async def start(self) -> asyncio.Task[None]:
         """Fix the starting point now, then deliver events to listeners in the background."""

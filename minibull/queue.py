@@ -110,6 +110,9 @@ class Queue:
         returns the existing job, read back from Redis; if that job was removed in
         between (it finished, with ``remove_on_complete``), the Job returned carries
         your arguments and the existing id, as BullMQ's ``add`` always does.
+        At-least-once: an add whose reply was lost (a broken connection) is sent
+        again, so with an automatic id the job may be added twice; a ``job_id``
+        makes the repeat harmless.
         ``repeat={"pattern": "0 8 * * *", "tz": ...}`` or ``{"every": seconds}``
         makes a job scheduler (its id: ``job_id``, else the name; adding it again
         replaces it) and returns the job of its first run; a schedule that has

@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 
 from .backoff import backoff_delay, retry_rng
 from .clock import Clock, Pace, Timer, to_ms
-from .connection import blocking_limit
+from .connection import blocking_limit, on_reconnect, reconnect_error
 from .errors import JobNotFoundError, LockLostError, UnrecoverableError, WorkerError
 from .job import Job
 from .options import MAX_DELAY_MS, check_int, encode_json, keep_jobs
@@ -138,6 +138,7 @@ class Worker:
         self._slots: asyncio.Semaphore | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._closed: asyncio.Event | None = None
+        self._stop_reconnect_reports: Callable[[], None] = lambda: None
 
     def __repr__(self) -> str:
         return f"Worker({self.name!r}, concurrency={self.concurrency}, state={self._state!r})"
@@ -186,6 +187,7 @@ class Worker:
         if self.sandboxed:
             self._sandbox = Sandbox()
         self.clock.add_actor(self)
+        self._stop_reconnect_reports = on_reconnect(self.queue.redis, self._report_reconnect)
 
     async def _run_loop(self) -> None:
         helpers = [
@@ -227,6 +229,7 @@ class Worker:
         if self._sandbox is not None:
             self._sandbox.shutdown()
         self.clock.remove_actor(self)
+        self._stop_reconnect_reports()
         await self.queue.close()
         self._state = "closed"
         assert self._closed is not None
@@ -791,6 +794,10 @@ class Worker:
         """The failure policy's report: a log line naming the task, and an ``error`` event."""
         logger.warning("worker %s: %s failed: %s: %s", self.name, task, type(exc).__name__, exc)
         await self._emit("error", exc)
+
+    async def _report_reconnect(self, error: Exception) -> None:
+        """A try that redis-py retries on a new connection is a fault too: report it."""
+        await self._report("a Redis command", reconnect_error(error))
 
     async def _forget_wakeup_key(self) -> None:
         try:
