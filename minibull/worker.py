@@ -491,7 +491,7 @@ class Worker:
         stalled check puts them back in line (they run again, from the start)."""
         ids = sorted(job.id for job, _token, _task in self._jobs.values())
         logger.warning(
-            "worker %s: %d job(s) still running at the close deadline (%s): left to the "
+            "worker %s: %d job(s) still running when close() stopped waiting (%s): left to the "
             "stalled check, which puts them back once their locks expire",
             self.name,
             len(self._slot_holders),
