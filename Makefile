@@ -27,8 +27,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e '.[course,test,dev]'
 	touch $@
 
+# Opens notebook 00 with notebooks/ as the file browser's root; lab-settings/ makes Markdown
+# files (the learning path, notebooks/README.md) open rendered.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG) $(LAB_ARGS)
+	$(BIN)/jupyter lab notebooks/00_quickstart.ipynb --LabApp.app_settings_dir=$(CURDIR)/lab-settings $(ROOT_FLAG) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest tests $(NOTEBOOKS) --nbval --nbval-sanitize-with nbval_sanitize.cfg $(PYTEST_ARGS)

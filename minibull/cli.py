@@ -1,5 +1,6 @@
 """The ``minibull`` command: run a worker process, look at a queue, retry failed jobs.
 
+    minibull add emails welcome '{"to": "ada@example.com"}' --attempts 3
     minibull worker emails --processor myapp.jobs:send_email --concurrency 10
     minibull status emails
     minibull jobs emails --state failed
@@ -384,6 +385,21 @@ def describe_job_event(record: dict[str, Any]) -> str:
     return text
 
 
+async def add_job(args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(args.data)
+    except ValueError as exc:
+        raise CommandError(
+            f'data must be JSON, e.g. \'{{"to": "ada"}}\' ({exc})', EXIT_USAGE
+        ) from None
+    url = server_url(args)
+    await check_reachable(url)
+    async with Queue(args.queue, url, prefix=args.prefix) as queue:
+        job = await queue.add(args.name, data, attempts=args.attempts, delay=args.delay)
+    print(f"added job {printable(job.id)} ({printable(args.name)}) to {args.queue!r}")
+    return EXIT_OK
+
+
 async def show_status(args: argparse.Namespace) -> int:
     url = server_url(args)
     await check_reachable(url)
@@ -536,6 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     add_worker_options(queue_command("worker", "run a worker process until SIGINT/SIGTERM"))
+    add = queue_command("add", "add a job (to try a worker from the shell)")
+    add.add_argument("name", help="the job's name")
+    add.add_argument("data", nargs="?", default="{}", help="its data, as JSON (default: {})")
+    add.add_argument("--attempts", type=at_least(1), default=1, help="runs allowed (default: 1)")
+    add.add_argument("--delay", type=at_least(0, float), default=0.0, help="seconds (default: 0)")
     queue_command("status", "job counts per state")
     jobs = queue_command("jobs", "list jobs in a state, with attempts made / attempts allowed")
     jobs.add_argument("--state", default="failed", choices=STATES)
@@ -571,6 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     runners = {
         "worker": run_worker,
+        "add": add_job,
         "status": show_status,
         "jobs": list_jobs,
         "retry": retry_failed,

@@ -468,3 +468,8 @@ async def test_shutdown_timeout_bounds_a_graceful_close(shared_redis_url, prefix
         assert "at most 0.5 s" in worker.log()
         assert "left to the" in worker.log() and await job.get_state() == "active"
         await queue.obliterate(force=True)
+
+
+def test_add_refuses_data_that_is_not_json_before_reaching_redis():
+    result = cli("add", "q", "welcome", "{to: ada}", "--redis", "redis://127.0.0.1:1/0")
+    assert result.returncode == 2 and result.stderr.startswith("minibull: data must be JSON")

@@ -223,3 +223,118 @@ def test_ci_tests_the_lower_bounds_of_redis_fakeredis_and_croniter() -> None:
     expected.append(f"croniter=={bounds['croniter']}")
     assert sorted(pins) == sorted(expected)
     assert ".venv-min/" in (ROOT / ".gitignore").read_text().split()
+
+
+# Imported by a notebook, declared through another package that needs it.
+PROVIDED_BY = {"ipython": "ipykernel"}
+
+
+def notebook_imports() -> tuple[set[str], set[str]]:
+    """(required, optional) top-level modules the notebooks import; optional ones sit in a
+    ``try`` that catches ImportError. The standard library and minibull are left out."""
+    import ast
+    import json
+    import sys
+
+    required: set[str] = set()
+    optional: set[str] = set()
+    for notebook in sorted((ROOT / "notebooks").rglob("*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            lines = "".join(cell["source"]).splitlines()
+            tree = ast.parse("\n".join("" if s.lstrip()[:1] in "%!" else s for s in lines))
+            guarded = {
+                id(node)
+                for handler in ast.walk(tree)
+                if isinstance(handler, ast.Try) and catches_import_error(handler)
+                for statement in handler.body
+                for node in ast.walk(statement)
+            }
+            for node in ast.walk(tree):
+                names = imported_modules(node)
+                (optional if id(node) in guarded else required).update(names)
+    leave_out = set(sys.stdlib_module_names) | {"minibull", "__future__"}
+    return required - leave_out, optional - leave_out - required
+
+
+def catches_import_error(node) -> bool:
+    import ast
+
+    caught = [h.type for h in node.handlers]
+    names = {n.id for t in caught if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return bool(names & {"ImportError", "ModuleNotFoundError"})
+
+
+def imported_modules(node) -> set[str]:
+    import ast
+
+    if isinstance(node, ast.Import):
+        return {alias.name.split(".")[0] for alias in node.names}
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        return {node.module.split(".")[0]}
+    return set()
+
+
+def distribution(module: str) -> str:
+    """The PEP 503 name of the installed distribution that provides ``module``."""
+    from importlib.metadata import packages_distributions
+
+    found = packages_distributions().get(module)
+    assert found, f"a notebook imports {module!r}, which no installed distribution provides"
+    name = normalise(found[0])
+    return PROVIDED_BY.get(name, name)
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    return {normalise(re.split(r"[\[<>=;]", r, maxsplit=1)[0]) for r in requirements}
+
+
+def test_every_package_a_notebook_imports_is_declared() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    core = requirement_names(project["dependencies"])
+    required, optional = notebook_imports()
+    assert "httpx" in required and "bullmq" in optional  # the scan sees what it must
+    for group in ("course", "test"):  # `make lab` installs course; nbval needs test
+        declared = core | requirement_names(extras[group])
+        missing = sorted({distribution(m) for m in required} - declared)
+        assert missing == [], f"notebooks import {missing}: add them to [{group}]"
+    every_extra = core | {name for group in extras.values() for name in requirement_names(group)}
+    assert sorted({distribution(m) for m in optional} - every_extra) == []
+    # environment.yml mirrors course and test: test_environment_yml_matches_pyproject.
+
+
+def test_binder_has_the_conda_list_and_installs_the_package_and_the_lab_settings() -> None:
+    conda, pip = parse_environment((ROOT / "environment.yml").read_text())
+    binder_conda, binder_pip = parse_environment((ROOT / "binder" / "environment.yml").read_text())
+    assert binder_conda == conda and binder_pip == []  # no `-e .`: the repo is not there yet
+    post_build = ROOT / "binder" / "postBuild"
+    assert post_build.stat().st_mode & 0o111, "binder/postBuild must be executable"
+    text = post_build.read_text()
+    assert "pip install --no-deps -e ." in text and "lab-settings/overrides.json" in text
+    assert subprocess.run(["bash", "-n", str(post_build)]).returncode == 0
+
+
+def test_the_lab_settings_name_real_jupyterlab_settings() -> None:
+    import json
+    import sys
+
+    overrides = json.loads((ROOT / "lab-settings" / "overrides.json").read_text())
+    schemas = Path(sys.prefix) / "share" / "jupyter" / "lab" / "schemas"
+    if not schemas.is_dir():
+        pytest.skip("JupyterLab is not installed here (the course extra)")
+    for plugin, settings in overrides.items():
+        package, _, name = plugin.partition(":")
+        schema = json.loads((schemas / package / f"{name}.json").read_text())
+        assert set(settings) <= set(schema["properties"]), plugin
+    assert "--LabApp.app_settings_dir=$(CURDIR)/lab-settings" in (ROOT / "Makefile").read_text()
+
+
+def test_the_binder_badge_opens_notebook_00() -> None:
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(
+        r"\(https://mybinder\.org/v2/gh/[\w.-]+/[\w.-]+/\w+\?labpath=([^)]+)\)", readme
+    )
+    assert [link.replace("%2F", "/") for link in links] == ["notebooks/00_quickstart.ipynb"]
+    assert (ROOT / "notebooks" / "00_quickstart.ipynb").exists()
