@@ -145,6 +145,7 @@ def test_maintainer_commands_name_real_files(clone):
     lines = [line for block in readme_blocks("sh") for line in shell_lines(block)]
     scripts = [line for line in lines if "run_notebooks.py" in line]
     assert scripts, "the README shows how to store a notebook's outputs"
+    assert not (clone / "notebooks" / "tools").exists()  # the learner's folder: notebooks only
     for line in scripts:  # running them executes notebooks: the lead's job, not a test's
         paths = [word for word in line.split() if word.endswith((".py", ".ipynb"))]
         assert all((clone / path).is_file() for path in paths), line

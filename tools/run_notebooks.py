@@ -1,7 +1,7 @@
 """Execute notebooks in place, so their stored outputs are what `make test` checks.
 
-    .venv/bin/python notebooks/tools/run_notebooks.py                  # every notebook
-    .venv/bin/python notebooks/tools/run_notebooks.py notebooks/00_quickstart.ipynb
+    .venv/bin/python tools/run_notebooks.py                  # every notebook
+    .venv/bin/python tools/run_notebooks.py notebooks/00_quickstart.ipynb
 
 Each notebook runs top to bottom in a fresh python3 kernel (one clean Restart &
 Run All), in its own folder, on the embedded Redis: MINIBULL_REDIS_URL is removed
@@ -21,17 +21,17 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-NOTEBOOKS = Path(__file__).resolve().parents[1]
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 TIMEOUT = 120  # seconds per cell
 ENV_VAR = "MINIBULL_REDIS_URL"
 
 
 def default_notebooks() -> list[Path]:
-    """Every notebook under notebooks/, except the tools folder and Jupyter checkpoints."""
+    """Every notebook under notebooks/, except Jupyter checkpoints."""
     return sorted(
         path
         for path in NOTEBOOKS.rglob("*.ipynb")
-        if not {"tools", ".ipynb_checkpoints"} & set(path.relative_to(NOTEBOOKS).parts)
+        if ".ipynb_checkpoints" not in path.relative_to(NOTEBOOKS).parts
     )
 
 
