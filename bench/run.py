@@ -422,6 +422,7 @@ class Bench:
                 f"bench.adapters.minibull_bench:{kind}",
                 url=self.url,
                 concurrency=concurrency,
+                args=("--quiet", "--summary-interval", "0"),  # no line per job: measure the queue
             )
         finally:
             os.chdir(cwd)
