@@ -101,8 +101,14 @@ def _next_cron(pattern: str, tz_name: str | None, after_ms: int) -> int:
     """The first cron time strictly after ``after_ms``, read on the wall clock of ``tz``.
 
     croniter walks naive wall-clock times (its aware arithmetic is wrong on DST
-    days); zoneinfo then places them: a time skipped by DST runs at the first
-    instant after the gap, a repeated one runs once (the first time).
+    days); zoneinfo then places them with the offset from before the change:
+    - a time the spring change skips runs as late after the gap as it was into it:
+      ``30 2 * * *`` in Paris on the last Sunday of March runs at 03:30 CEST (the
+      instant 02:30 winter time would have been), not at 03:00;
+    - a time the autumn change repeats runs once, at its first occurrence, so
+      ``*/15 * * * *`` goes from 02:45 CEST to 03:00 CET and skips the repeated
+      hour (Debian's cron runs such wildcard jobs through it; fixed times once).
+    tests/test_schedulers.py checks both.
     """
     zone = ZoneInfo(tz_name) if tz_name else timezone.utc
     local = datetime.fromtimestamp(after_ms / 1000, zone).replace(tzinfo=None)

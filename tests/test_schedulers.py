@@ -165,8 +165,25 @@ def test_next_run_for_cron_skips_times_that_dst_removes():
     stored = check_repeat({"pattern": "30 2 * * *", "tz": "Europe/Paris"})
     before = int(datetime(2026, 3, 28, 12, tzinfo=timezone.utc).timestamp() * 1000)
     when = next_run(stored, now=before)
-    # 02:30 does not exist on 29 March in Paris: it runs at the first instant after the gap.
+    # 02:30 does not exist on 29 March in Paris: it runs as far after the gap as it was
+    # into it (03:30 CEST, the instant of 02:30 winter time), as _next_cron documents.
     assert datetime.fromtimestamp(when / 1000, PARIS).strftime("%d %H:%M %Z") == "29 03:30 CEST"
+
+
+def test_next_run_for_cron_runs_a_repeated_time_once_and_skips_the_repeated_hour():
+    # 25 October 2026 in Paris: 02:00-02:59 happens twice (CEST, then CET).
+    stored = check_repeat({"pattern": "*/15 * * * *", "tz": "Europe/Paris"})
+    when = int(datetime(2026, 10, 25, 2, 40, tzinfo=PARIS).timestamp() * 1000)  # 02:40 CEST
+    runs = []
+    for _ in range(3):
+        when = next_run(stored, now=when, previous=when)
+        runs.append(datetime.fromtimestamp(when / 1000, PARIS).strftime("%H:%M %Z"))
+    assert runs == ["02:45 CEST", "03:00 CET", "03:15 CET"]
+    assert (
+        int(datetime(2026, 10, 25, 3, 0, tzinfo=PARIS).timestamp())
+        - int(datetime(2026, 10, 25, 2, 45, tzinfo=PARIS).timestamp())
+        == 75 * 60  # 75 minutes of real time between two runs "15 minutes" apart
+    )
 
 
 async def test_upserting_again_does_not_use_up_the_limit(queue, make_worker, clock):
