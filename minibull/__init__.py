@@ -15,6 +15,7 @@ from .idempotency import SideEffectBusyError, once
 from .job import STATES, Job
 from .keys import QueueKeys
 from .queue import Queue
+from .sync_queue import SyncQueue
 from .worker import Worker
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "QueueKeys",
     "STATES",
     "SideEffectBusyError",
+    "SyncQueue",
     "SystemClock",
     "UnrecoverableError",
     "VirtualClock",

@@ -56,6 +56,87 @@ def _check_states(states: tuple[str, ...] | list[str]) -> list[str]:
     return list(states) or list(STATES)
 
 
+# -- what Queue and SyncQueue share: pure steps around their Redis calls -------------
+
+
+def build_one(name: Any, data: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """``add``'s arguments checked and built for the addJob script (``options.build_job``)."""
+    unknown = options.keys() - _ADD_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown job option(s) {sorted(unknown)}; known: {sorted(_ADD_OPTIONS)}")
+    return build_job(name, data, **options)
+
+
+def build_many(jobs: Any) -> list[dict[str, Any]]:
+    """``add_bulk``'s list checked and built, every job before anything is written."""
+    if not isinstance(jobs, list):
+        raise TypeError(f"jobs must be a list of dicts (got {type(jobs).__name__})")
+    return [_build_entry(index, entry) for index, entry in enumerate(jobs)]
+
+
+def _build_entry(index: int, entry: Any) -> dict[str, Any]:
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise TypeError(f"jobs[{index}] must be a dict with at least a 'name' (got {entry!r})")
+    options = {key: value for key, value in entry.items() if key not in ("name", "data")}
+    return build_one(entry["name"], entry.get("data"), options)
+
+
+def job_as_added(job_id: str, spec: dict[str, Any], now: int, queue: Any = None) -> Job:
+    """The Job an add created, from its built arguments (no read back)."""
+    return Job(
+        id=job_id,
+        name=spec["name"],
+        data=_loads(spec["data"]),
+        opts=_loads(spec["opts"]),
+        timestamp=now,
+        delay=spec["delay"],
+        priority=spec["priority"],
+        queue=queue,
+    )
+
+
+def existing_ids(results: list[tuple[str, bool]]) -> list[str]:
+    """The ids of an addJob reply that name a job already there (duplicate or dedup id)."""
+    return [job_id for job_id, is_new in results if not is_new]
+
+
+def jobs_as_added(
+    specs: list[dict[str, Any]],
+    results: list[tuple[str, bool]],
+    raws: list[dict[str, str]],
+    now: int,
+    queue: Any = None,
+) -> list[Job]:
+    """The Jobs of one addJob call: new ones from the arguments, existing ones from their
+    hashes ``raws`` (in the order of ``existing_ids``); one removed in between (it finished,
+    with ``remove_on_complete``) carries the arguments and the existing id, as BullMQ's."""
+    found = iter(raws)
+    jobs = []
+    for spec, (job_id, is_new) in zip(specs, results, strict=True):
+        raw = None if is_new else next(found)
+        if raw:
+            jobs.append(Job.from_hash(job_id, raw, queue))
+        else:
+            jobs.append(job_as_added(job_id, spec, now, queue))
+    return jobs
+
+
+def ask_counts(pipe: Any, keys: QueueKeys, states: tuple[str, ...]) -> list[str]:
+    """Queue on ``pipe`` (async or sync) the commands that count jobs in ``states`` (all when
+    none are named); returns the states, in the order of the replies."""
+    chosen = _check_states(states)
+    for state in chosen:
+        key = keys.state_key(state)
+        pipe.llen(key) if state in LIST_STATES else pipe.zcard(key)
+    return chosen
+
+
+def job_hash_key(keys: QueueKeys, job_id: Any) -> str | None:
+    """The hash of job ``job_id``, or None for an id that names a queue-level key ("meta")."""
+    job_id = str(job_id)
+    return None if job_id in RESERVED_JOB_IDS else keys.job(job_id)
+
+
 class Queue:
     """A named queue of jobs in Redis, with BullMQ's key layout.
 
@@ -131,7 +212,13 @@ class Queue:
                     "run), so no job was added; upsert_job_scheduler returns None instead"
                 )
             return job
-        (job,) = await self.add_bulk([{"name": name, "data": data, **options}])
+        # One job, one addJob call: add_bulk's steps without its lists and batches.
+        spec = build_one(name, data, options)
+        now = self.clock.now()
+        results = await self.scripts.add_jobs(now, [spec])
+        if results[0][1]:  # added: the Job is what we sent (the usual case, no read back)
+            return job_as_added(results[0][0], spec, now, self)
+        (job,) = await self._jobs_as_added([spec], results, now)
         return job
 
     async def add_bulk(self, jobs: list[dict[str, Any]]) -> list[Job]:
@@ -143,9 +230,7 @@ class Queue:
         batch is atomic, the whole list is not: if Redis fails half-way, the first
         batches stay added.
         """
-        if not isinstance(jobs, list):
-            raise TypeError(f"jobs must be a list of dicts (got {type(jobs).__name__})")
-        built = [self._build(index, entry) for index, entry in enumerate(jobs)]
+        built = build_many(jobs)
         added: list[Job] = []
         for batch in _batches(built):
             now = self.clock.now()
@@ -153,59 +238,25 @@ class Queue:
             added.extend(await self._jobs_as_added(batch, results, now))
         return added
 
-    @staticmethod
-    def _build(index: int, entry: Any) -> dict[str, Any]:
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise TypeError(f"jobs[{index}] must be a dict with at least a 'name' (got {entry!r})")
-        unknown = set(entry) - _ADD_OPTIONS - {"name", "data"}
-        if unknown:
-            raise TypeError(
-                f"unknown job option(s) {sorted(unknown)}; known: {sorted(_ADD_OPTIONS)}"
-            )
-        options = {key: value for key, value in entry.items() if key not in ("name", "data")}
-        return build_job(entry["name"], entry.get("data"), **options)
-
     async def _jobs_as_added(
         self, specs: list[dict[str, Any]], results: list[tuple[str, bool]], now: int
     ) -> list[Job]:
-        """The Jobs of one batch: new ones from the arguments, existing ones read back
-        (all in one round trip)."""
-        existing = [job_id for job_id, is_new in results if not is_new]
+        """The Jobs of one batch: existing ones read back, all in one round trip."""
+        existing = existing_ids(results)
         raws: list[dict[str, str]] = []
         if existing:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for job_id in existing:
                     pipe.hgetall(self.keys.job(job_id))
                 raws = await pipe.execute()
-        found = iter(raws)
-        jobs = []
-        for spec, (job_id, is_new) in zip(specs, results, strict=True):
-            raw = None if is_new else next(found)
-            if raw:
-                jobs.append(Job.from_hash(job_id, raw, self))
-            else:
-                jobs.append(self._job_as_added(job_id, spec, now))
-        return jobs
-
-    def _job_as_added(self, job_id: str, spec: dict[str, Any], now: int) -> Job:
-        return Job(
-            id=job_id,
-            name=spec["name"],
-            data=_loads(spec["data"]),
-            opts=_loads(spec["opts"]),
-            timestamp=now,
-            delay=spec["delay"],
-            priority=spec["priority"],
-            queue=self,
-        )
+        return jobs_as_added(specs, results, raws, now, self)
 
     # -- looking --------------------------------------------------------------
 
     async def get_job(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
-        if str(job_id) in RESERVED_JOB_IDS:  # "meta" would read the queue's settings hash
-            return None
-        raw = await self.redis.hgetall(self.keys.job(str(job_id)))
+        key = job_hash_key(self.keys, job_id)
+        raw = await self.redis.hgetall(key) if key else None
         return Job.from_hash(str(job_id), raw, self) if raw else None
 
     async def get_job_state(self, job_id: str) -> str:
@@ -225,11 +276,8 @@ class Queue:
 
     async def get_job_counts(self, *states: str) -> dict[str, int]:
         """How many jobs are in each state (all states when none are named)."""
-        chosen = _check_states(states)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for state in chosen:
-                key = self.keys.state_key(state)
-                pipe.llen(key) if state in LIST_STATES else pipe.zcard(key)
+            chosen = ask_counts(pipe, self.keys, states)
             counts = await pipe.execute()
         return dict(zip(chosen, map(int, counts), strict=True))
 
@@ -365,7 +413,7 @@ class Queue:
         for forbidden in ("job_id", "delay", "repeat", "deduplication"):
             if forbidden in options:
                 raise ValueError(f"{forbidden!r} cannot be set for the jobs of a scheduler")
-        template = self._build(0, {"name": name or scheduler_id, "data": data, **options})
+        template = build_one(name or scheduler_id, data, options)
         now = self.clock.now()
         first = next_run(stored, now)
         if first is None:  # as BullMQ: an ended schedule adds nothing and changes nothing
@@ -384,7 +432,7 @@ class Queue:
         job = await self.get_job(job_id)
         if job is None:  # already run and removed (remove_on_complete): say what was added
             template["delay"] = max(first - now, 0)
-            job = self._job_as_added(job_id, template, now)
+            job = job_as_added(job_id, template, now, self)
         return job
 
     async def get_job_schedulers(self) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from .errors import JobNotFoundError, LockLostError
@@ -107,8 +108,12 @@ def script_key_count(name: str) -> int:
     return int(_script_path(name).stem.rsplit("-", 1)[1])
 
 
+#: json.dumps with these separators, made once (json.dumps makes an encoder per call).
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return _compact_json(value)
 
 
 def _text(value: str) -> str:
@@ -373,6 +378,24 @@ def remove_job_scheduler_args(keys: QueueKeys, scheduler_id: str) -> Args:
     return _scheduler_keys(keys), [keys.job_prefix, scheduler_id, keys.scheduler_prefix]
 
 
+# -- replies (pure) -------------------------------------------------------------
+
+
+def added_jobs(flat: list[Any]) -> list[tuple[str, bool]]:
+    """addJob's reply as (job id, added) pairs; a reserved job id raises ValueError."""
+    if flat and flat[0] == -100:
+        raise ValueError(f"job_id {flat[1]!r} is reserved: {ERROR_CODES[-100]}")
+    return [(str(flat[i]), bool(int(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+
+def _checked(name: str, args: Args) -> Args:
+    """``args`` after checking that script ``name`` takes that many keys."""
+    expected = script_key_count(name)
+    if len(args[0]) != expected:
+        raise ValueError(f"{name} takes {expected} keys, got {len(args[0])}")
+    return args
+
+
 # -- the calls ----------------------------------------------------------------
 
 
@@ -394,20 +417,15 @@ class Scripts:
 
     async def run(self, name: str, args: Args) -> Any:
         """Run script ``name`` with (KEYS, ARGV): EVALSHA, loading it on first use."""
-        script_keys, argv = args
-        expected = script_key_count(name)
-        if len(script_keys) != expected:
-            raise ValueError(f"{name} takes {expected} keys, got {len(script_keys)}")
+        script_keys, argv = _checked(name, args)
         script = self._registered.get(name)
         if script is None:
             script = self._registered[name] = self.redis.register_script(script_source(name))
         return await script(keys=script_keys, args=argv)
 
     async def add_jobs(self, now: int, jobs: list[dict[str, Any]]) -> list[tuple[str, bool]]:
-        flat = await self.run("addJob", add_job_args(self.keys, now, jobs))
-        if flat and flat[0] == -100:
-            raise ValueError(f"job_id {flat[1]!r} is reserved: {ERROR_CODES[-100]}")
-        return [(str(flat[i]), bool(int(flat[i + 1]))) for i in range(0, len(flat), 2)]
+        """Add built jobs (``options.build_job``) in one addJob call: (id, added) each."""
+        return added_jobs(await self.run("addJob", add_job_args(self.keys, now, jobs)))
 
     async def move_to_active(self, now: int, take: Take) -> Taken:
         """Take the next job for a worker, or learn when to look again."""
@@ -591,6 +609,28 @@ class Scripts:
             await self.redis.hset(self.keys.meta, mapping=to_set)
         if to_clear:
             await self.redis.hdel(self.keys.meta, *to_clear)
+
+
+class SyncScripts:
+    """Runs the producer's scripts on a synchronous client (``SyncQueue``): the same
+    scripts, builders and reply parsing as ``Scripts``, without an event loop."""
+
+    def __init__(self, redis: SyncRedis, keys: QueueKeys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._registered: dict[str, Any] = {}
+
+    def run(self, name: str, args: Args) -> Any:
+        """Run script ``name`` with (KEYS, ARGV): EVALSHA, loading it on first use."""
+        script_keys, argv = _checked(name, args)
+        script = self._registered.get(name)
+        if script is None:
+            script = self._registered[name] = self.redis.register_script(script_source(name))
+        return script(keys=script_keys, args=argv)
+
+    def add_jobs(self, now: int, jobs: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+        """Add built jobs (``options.build_job``) in one addJob call: (id, added) each."""
+        return added_jobs(self.run("addJob", add_job_args(self.keys, now, jobs)))
 
 
 def extend_side_effect_args(record_key: str, token: str, lease_ms: int) -> Args:
