@@ -154,7 +154,9 @@ async def test_worker_reports_a_killed_connection_and_goes_on(server):
         assert "sent again on a new connection" in connection_errors(errors)[0]
         job = await queue.add("after", {})
         await wait_for(lambda: ran == [job.id])
-    assert len(errors) == 1, errors  # one failed try, one report
+    # One report per broken connection the worker used again: its BZPOPMIN's, and maybe a
+    # pooled one of the lock renewal or stalled sweep (killed too). Nothing else went wrong.
+    assert errors and all("sent again on a new connection" in str(e) for e in errors), errors
 
 
 async def test_queue_events_report_a_killed_connection_and_go_on(server):
