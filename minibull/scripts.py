@@ -9,6 +9,7 @@ code in minibull that writes to Redis.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from typing import Any
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from .errors import JobNotFoundError, LockLostError
 from .keys import FAMILIES_BY_PATTERN, LIST_STATES, RESERVED_JOB_IDS, QueueKeys
@@ -100,6 +102,12 @@ def _expand(source: str, seen: set[str]) -> str:
 def script_source(name: str) -> str:
     """The full text of a script, includes expanded, as Redis receives it."""
     return _expand(_script_path(name).read_text(), set())
+
+
+@functools.cache
+def script_sha(name: str) -> str:
+    """The SHA1 Redis knows a script by (``EVALSHA <sha>``)."""
+    return hashlib.sha1(script_source(name).encode()).hexdigest()
 
 
 @functools.cache
@@ -413,15 +421,16 @@ class Scripts:
     def __init__(self, redis: Redis, keys: QueueKeys) -> None:
         self.redis = redis
         self.keys = keys
-        self._registered: dict[str, Any] = {}
 
     async def run(self, name: str, args: Args) -> Any:
-        """Run script ``name`` with (KEYS, ARGV): EVALSHA, loading it on first use."""
+        """Run script ``name`` with (KEYS, ARGV): EVALSHA, and SCRIPT LOAD first when Redis
+        does not know it yet (first use, or a restarted server)."""
         script_keys, argv = _checked(name, args)
-        script = self._registered.get(name)
-        if script is None:
-            script = self._registered[name] = self.redis.register_script(script_source(name))
-        return await script(keys=script_keys, args=argv)
+        try:
+            return await self.redis.evalsha(script_sha(name), len(script_keys), *script_keys, *argv)
+        except NoScriptError:
+            await self.redis.script_load(script_source(name))
+            return await self.redis.evalsha(script_sha(name), len(script_keys), *script_keys, *argv)
 
     async def add_jobs(self, now: int, jobs: list[dict[str, Any]]) -> list[tuple[str, bool]]:
         """Add built jobs (``options.build_job``) in one addJob call: (id, added) each."""
@@ -618,15 +627,15 @@ class SyncScripts:
     def __init__(self, redis: SyncRedis, keys: QueueKeys) -> None:
         self.redis = redis
         self.keys = keys
-        self._registered: dict[str, Any] = {}
 
     def run(self, name: str, args: Args) -> Any:
-        """Run script ``name`` with (KEYS, ARGV): EVALSHA, loading it on first use."""
+        """Run script ``name`` with (KEYS, ARGV), as ``Scripts.run`` does."""
         script_keys, argv = _checked(name, args)
-        script = self._registered.get(name)
-        if script is None:
-            script = self._registered[name] = self.redis.register_script(script_source(name))
-        return script(keys=script_keys, args=argv)
+        try:
+            return self.redis.evalsha(script_sha(name), len(script_keys), *script_keys, *argv)
+        except NoScriptError:
+            self.redis.script_load(script_source(name))
+            return self.redis.evalsha(script_sha(name), len(script_keys), *script_keys, *argv)
 
     def add_jobs(self, now: int, jobs: list[dict[str, Any]]) -> list[tuple[str, bool]]:
         """Add built jobs (``options.build_job``) in one addJob call: (id, added) each."""

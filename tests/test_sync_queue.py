@@ -105,9 +105,9 @@ async def test_an_async_worker_runs_what_a_sync_queue_added(sync_queue, make_wor
     make_worker(lambda job: ran.append((job.name, job.data)))
     sync_queue.add("first", {"n": 1})
     sync_queue.add_bulk([{"name": "second", "data": 2}, {"name": "third", "data": [3]}])
-    await wait_for(lambda: len(ran) == 3)
+    await wait_for(lambda: sync_queue.get_job_counts("completed") == {"completed": 3})
     assert sorted(ran) == [("first", {"n": 1}), ("second", 2), ("third", [3])]
-    assert sync_queue.get_job_counts("completed", "waiting") == {"completed": 3, "waiting": 0}
+    assert sync_queue.get_job_counts("waiting", "active") == {"waiting": 0, "active": 0}
 
 
 async def test_a_job_added_while_a_worker_waits_wakes_it(sync_queue, make_worker):
