@@ -139,19 +139,24 @@ def _fields_json(fields: dict[str, str] | None) -> str:
 
 
 def add_job_args(keys: QueueKeys, now: int, jobs: list[dict[str, Any]]) -> Args:
-    return (
-        [
-            keys.wait,
-            keys.prioritized,
-            keys.delayed,
-            keys.pc,
-            keys.marker,
-            keys.meta,
-            keys.id,
-            keys.events,
-        ],
-        [keys.job_prefix, now, _json(jobs), keys.deduplication_prefix, _RESERVED_IDS],
+    script_keys, job_prefix, dedup_prefix = _add_job_names(keys)
+    return list(script_keys), [job_prefix, now, _json(jobs), dedup_prefix, _RESERVED_IDS]
+
+
+@functools.lru_cache(maxsize=256)
+def _add_job_names(keys: QueueKeys) -> tuple[tuple[str, ...], str, str]:
+    """addJob's KEYS and its two prefixes for a queue: made once (speed only, for add)."""
+    script_keys = (
+        keys.wait,
+        keys.prioritized,
+        keys.delayed,
+        keys.pc,
+        keys.marker,
+        keys.meta,
+        keys.id,
+        keys.events,
     )
+    return script_keys, keys.job_prefix, keys.deduplication_prefix
 
 
 def _keep_text(keep: dict[str, int]) -> str:
