@@ -12,8 +12,10 @@ median of its rounds' p50s, so a busy moment of the machine touches all of them 
   of ``return 1``; the issue's target is ``Queue.add`` within 1.15x of it.
 - sync floor: ``connect_sync(url)`` running EVALSHA of the addJob script with arguments
   built once; the target is ``SyncQueue.add`` within 25 µs of it.
-- for reference, the same trivial EVALSHA on redis-py's own connection class with the
-  same settings (its ``asyncio.wait_for`` per write), and on a client with no timeout.
+- for reference: the same trivial EVALSHA on redis-py's own connection class with the
+  same settings (its ``asyncio.wait_for`` per write) and on a client with no timeout; the
+  addJob EVALSHA with prepared arguments on ``connect(url)`` (what ``Queue.add`` costs
+  beyond it is minibull's Python) and a sync trivial EVALSHA (what the script costs).
 
 Runs with an older minibull too (``PYTHONPATH=<old checkout>``): measures it lacks are left out.
 """
