@@ -130,6 +130,7 @@ class Worker:
         self._strategy_errors: list[Exception] = []
         self._drained = False  # the last fetch found nothing ("drained" was emitted)
         self._deadline: float | None = None  # loop time when close() stops waiting for jobs
+        self._forced = False  # close(force=True) was called
         self._deadline_moved: asyncio.Event | None = None
         self._closing: asyncio.Event | None = None  # set by close()
         self._waiting_task: asyncio.Task[Any] | None = None
@@ -246,6 +247,7 @@ class Worker:
             return
         if self._state == "running":
             self._state = "closing"
+        self._forced = self._forced or force
         self._set_deadline(0 if force else timeout)
         assert self._closing is not None
         self._closing.set()
@@ -490,7 +492,9 @@ class Worker:
         """At the close deadline: cancel the jobs still running; their locks expire and the
         stalled check puts them back in line (they run again, from the start)."""
         ids = sorted(job.id for job, _token, _task in self._jobs.values())
-        logger.warning(
+        # A forced close asked for this (INFO); a graceful one that ran out of time did not.
+        logger.log(
+            logging.INFO if self._forced else logging.WARNING,
             "worker %s: %d job(s) still running when close() stopped waiting (%s): left to the "
             "stalled check, which puts them back once their locks expire",
             self.name,

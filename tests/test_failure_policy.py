@@ -310,6 +310,26 @@ async def test_close_has_a_deadline_and_leaves_running_jobs_to_the_stalled_check
     assert 0.25 < time.monotonic() - began < 3
     assert await job.get_state() == "active"
     assert "left to the stalled check" in caplog.text and job.id in caplog.text
+    (left,) = [r for r in caplog.records if "left to the stalled check" in r.getMessage()]
+    assert left.levelno == logging.WARNING  # the graceful close ran out of time
+
+
+async def test_a_forced_close_leaves_its_running_jobs_without_a_warning(queue, make_worker, caplog):
+    # The caller asked for it, so it is INFO: a notebook's forced close (a simulated crash)
+    # must not print a warning whose presence depends on timing.
+    caplog.set_level(logging.INFO, logger="minibull")
+    started = asyncio.Event()
+
+    async def hang(job):
+        started.set()
+        await asyncio.Event().wait()
+
+    worker = make_worker(hang)
+    await queue.add("hang", {})
+    await started.wait()
+    await worker.close(force=True)
+    (left,) = [r for r in caplog.records if "left to the stalled check" in r.getMessage()]
+    assert left.levelno == logging.INFO
 
 
 async def test_close_during_an_outage_while_finishing_stops_at_the_deadline(
