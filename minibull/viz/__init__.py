@@ -1,0 +1,51 @@
+"""Pictures of a queue: backoff timelines, retry storms, job timelines, queue depth.
+
+Optional: ``from minibull import viz`` needs matplotlib (``import minibull`` does not).
+Each picture has two halves: a pure function that returns plain data (tested
+exactly) and a ``plot_*`` function that draws it on a new ``Figure`` and returns
+it, with no global state (no pyplot), so a notebook cell shows it and a script
+saves it with ``fig.savefig(path)``.
+
+One module per picture family: ``base`` (units, colours, the notebook figure),
+``backoff`` (backoff timelines and retry storms), ``timeline`` (job timelines from the
+events stream), ``depth`` (queue depth over a run).
+"""
+
+from .backoff import (
+    BackoffPoints,
+    RetryStorm,
+    backoff_points,
+    describe_backoff,
+    plot_backoff_timeline,
+    plot_retry_storm,
+    simulate_retry_storm,
+)
+from .base import OUTCOME_COLOURS, OUTCOME_LABELS, UNITS, NotebookFigure, format_ms, time_unit
+from .depth import DepthSample, DepthSampler, Every, plot_queue_depth
+from .timeline import Span, attempt_spans, job_spans, plot_job_timeline, read_events, timeline_rows
+
+__all__ = [
+    "OUTCOME_COLOURS",
+    "OUTCOME_LABELS",
+    "UNITS",
+    "BackoffPoints",
+    "DepthSample",
+    "DepthSampler",
+    "Every",
+    "NotebookFigure",
+    "RetryStorm",
+    "Span",
+    "attempt_spans",
+    "backoff_points",
+    "describe_backoff",
+    "format_ms",
+    "job_spans",
+    "plot_backoff_timeline",
+    "plot_job_timeline",
+    "plot_queue_depth",
+    "plot_retry_storm",
+    "read_events",
+    "simulate_retry_storm",
+    "time_unit",
+    "timeline_rows",
+]
