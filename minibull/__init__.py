@@ -4,6 +4,7 @@ from .backoff import backoff_delay, backoff_schedule
 from .clock import SystemClock, VirtualClock
 from .connection import connect
 from .errors import (
+    DelayedError,
     JobFailedError,
     JobNotFoundError,
     LockLostError,
@@ -19,6 +20,7 @@ from .sync_queue import SyncQueue
 from .worker import Worker
 
 __all__ = [
+    "DelayedError",
     "Job",
     "JobFailedError",
     "JobNotFoundError",

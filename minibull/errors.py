@@ -30,3 +30,8 @@ class JobNotFoundError(MinibullError, LookupError):
 
 class WorkerError(MinibullError):
     """A worker stopped because it could no longer work; raised by ``run()`` and ``close()``."""
+
+
+class DelayedError(MinibullError):
+    """Raise in a processor right after ``await job.move_to_delayed(timestamp)``: the job
+    waits in ``delayed`` until then, and the run counts as no attempt (BullMQ's DelayedError)."""

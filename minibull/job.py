@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from .clock import to_ms
 from .errors import JobNotFoundError
-from .options import check_int, encode_json
+from .options import MAX_DELAY_MS, MAX_PRIORITY, check_int, check_size, encode_json
 
 if TYPE_CHECKING:
     from .queue import Queue
@@ -173,3 +175,50 @@ class Job:
         ``timeout`` is in real seconds (None: no limit); on timeout, ``TimeoutError``.
         """
         return await asyncio.wait_for(self._queue().wait_for_job(self.id), timeout)
+
+    # -- changing a job (issue 16): BullMQ's promote, changeDelay, updateData, ... --------
+
+    async def promote(self) -> None:
+        """Run this delayed job now (ValueError if it is not delayed)."""
+        await self._queue().scripts.promote(self.id)
+        self.delay = 0
+
+    async def change_delay(self, delay: float | timedelta) -> None:
+        """Run this delayed job ``delay`` seconds from now instead (ValueError if not delayed)."""
+        delay_ms = to_ms(delay, "delay")
+        if delay_ms > MAX_DELAY_MS:
+            raise ValueError(f"delay must be at most 5 years (got {delay!r} seconds)")
+        queue = self._queue()
+        await queue.scripts.change_delay(self.id, delay_ms, queue.clock.now())
+        self.delay = delay_ms
+
+    async def update_data(self, data: Any) -> None:
+        """Replace the job's data, in any state (a running processor keeps what it read)."""
+        data_json = encode_json(data, "data")
+        size_limit = self.opts.get("sizeLimit")
+        check_size(data_json, size_limit if isinstance(size_limit, int) else None)
+        await self._queue().scripts.update_data(self.id, data_json)
+        self.data = json.loads(data_json)
+
+    async def change_priority(self, priority: int, lifo: bool = False) -> None:
+        """Give the job a new priority (1 runs first, 0: none); a waiting job moves to its
+        new place in line, behind its equals (``lifo``: in front of them)."""
+        check_int(priority, "priority", 0, MAX_PRIORITY)
+        if not isinstance(lifo, bool):
+            raise TypeError(f"lifo must be True or False (got {lifo!r})")
+        await self._queue().scripts.change_priority(self.id, priority, lifo)
+        self.priority = priority
+
+    async def move_to_delayed(self, timestamp: int, token: str | None = None) -> None:
+        """From inside the processor: wait in ``delayed`` until ``timestamp`` (epoch ms, by the
+        queue's clock), counting no attempt; then raise ``DelayedError``. ``token``: the run's
+        lock token (default: the one the worker gave this job)."""
+        check_int(timestamp, "timestamp", 0)
+        token = token if token is not None else getattr(self, "token", None)
+        if not isinstance(token, str) or not token:
+            raise ValueError("token must be the lock token of the run (the job is not running)")
+        queue = self._queue()
+        now = queue.clock.now()
+        delay_ms = min(max(timestamp - now, 0), MAX_DELAY_MS)
+        await queue.scripts.defer(now, self.id, token, delay_ms)
+        self.delay = delay_ms

@@ -38,6 +38,8 @@ BULK_BATCH_JOBS = 1000
 #: ... and about this many bytes of job text (data, options, name, id): one script call
 #: holds Redis for as long as it runs (200,000 jobs in one call blocked it for 4 s).
 BULK_BATCH_BYTES = 8 * 1024 * 1024
+#: ``promote_jobs`` moves this many delayed jobs per script call (as BullMQ's promoteJobs).
+PROMOTE_BATCH = 1000
 
 
 def check_queue_name(name: Any) -> str:
@@ -529,6 +531,18 @@ class Queue:
         while batch := await self.scripts.move_jobs_to_wait(state, 1000, reset_attempts, until):
             moved += batch
         return moved
+
+    # -- changing jobs (issue 16) -----------------------------------------------
+
+    async def promote_jobs(self) -> int:
+        """Run every delayed job now, soonest due first (their priorities kept); returns how
+        many. A job delayed again meanwhile (a retry's backoff) may be promoted too."""
+        moved = 0
+        while True:
+            batch = await self.scripts.promote_jobs(PROMOTE_BATCH)
+            moved += batch
+            if batch < PROMOTE_BATCH:
+                return moved
 
 
 def _batches(specs: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

@@ -624,6 +624,37 @@ class Scripts:
         if to_clear:
             await self.redis.hdel(self.keys.meta, *to_clear)
 
+    # -- changing a job (issue 16): promote, change_delay, update_data, change_priority --
+
+    async def promote(self, job_id: str) -> None:
+        """Run a delayed job now; ValueError if it is not delayed."""
+        result = await self.run("promote", promote_args(self.keys, job_id))
+        _check_delayed(result, job_id, "promote")
+
+    async def promote_jobs(self, count: int) -> int:
+        """Run up to ``count`` delayed jobs now, soonest due first; returns how many moved."""
+        return int(await self.run("promoteJobs", promote_jobs_args(self.keys, count)))
+
+    async def change_delay(self, job_id: str, delay_ms: int, now: int) -> None:
+        """A delayed job is due at ``now + delay_ms`` instead; ValueError if not delayed."""
+        result = await self.run("changeDelay", change_delay_args(self.keys, job_id, delay_ms, now))
+        _check_delayed(result, job_id, "change the delay of")
+
+    async def update_data(self, job_id: str, data_json: str) -> None:
+        result = await self.run("updateData", update_data_args(self.keys, job_id, data_json))
+        check(result, job_id, "update the data of")
+
+    async def change_priority(self, job_id: str, priority: int, lifo: bool) -> None:
+        args = change_priority_args(self.keys, job_id, priority, lifo)
+        check(await self.run("changePriority", args), job_id, "change the priority of")
+
+    async def defer(self, now: int, job_id: str, token: str, delay_ms: int) -> None:
+        """moveToDelayed for a processor that defers its own job: no attempt counted."""
+        result = await self.run(
+            "moveToDelayed", defer_args(self.keys, now, job_id, token, delay_ms)
+        )
+        check(result, job_id, "delay")
+
 
 class SyncScripts:
     """Runs the producer's scripts on a synchronous client (``SyncQueue``): the same
@@ -650,3 +681,62 @@ class SyncScripts:
 def extend_side_effect_args(record_key: str, token: str, lease_ms: int) -> Args:
     """KEYS/ARGV of extendSideEffect: push the lease of this run's claim ``lease_ms`` on."""
     return [record_key], [token, lease_ms]
+
+
+# -- changing a job (issue 16): builders (pure) ----------------------------------------
+
+
+def _waiting_keys(keys: QueueKeys) -> list[str]:
+    """delayed, wait, prioritized, pc, marker, meta, events: promote and promoteJobs."""
+    return [
+        keys.delayed,
+        keys.wait,
+        keys.prioritized,
+        keys.pc,
+        keys.marker,
+        keys.meta,
+        keys.events,
+    ]
+
+
+def promote_args(keys: QueueKeys, job_id: str) -> Args:
+    return _waiting_keys(keys), [keys.job_prefix, job_id]
+
+
+def promote_jobs_args(keys: QueueKeys, count: int) -> Args:
+    return _waiting_keys(keys), [keys.job_prefix, count]
+
+
+def change_delay_args(keys: QueueKeys, job_id: str, delay_ms: int, now: int) -> Args:
+    return [keys.delayed, keys.meta, keys.marker, keys.events], [
+        keys.job_prefix,
+        job_id,
+        delay_ms,
+        now,
+    ]
+
+
+def update_data_args(keys: QueueKeys, job_id: str, data_json: str) -> Args:
+    return [keys.job(job_id)], [data_json]
+
+
+def change_priority_args(keys: QueueKeys, job_id: str, priority: int, lifo: bool) -> Args:
+    return [keys.wait, keys.prioritized, keys.pc, keys.marker, keys.meta], [
+        keys.job_prefix,
+        job_id,
+        priority,
+        int(lifo),
+    ]
+
+
+def defer_args(keys: QueueKeys, now: int, job_id: str, token: str, delay_ms: int) -> Args:
+    """moveToDelayed's arguments with ARGV[7] = "1": the processor defers its own job."""
+    script_keys, argv = move_to_delayed_args(keys, now, job_id, token, delay_ms, {})
+    return script_keys, [*argv, "1"]
+
+
+def _check_delayed(result: int, job_id: str, action: str) -> None:
+    """Raise for promote's or changeDelay's refusal: a missing job, or one not delayed."""
+    if result == -3:
+        raise ValueError(f"cannot {action} job {job_id}: it is not delayed")
+    check(result, job_id, action)

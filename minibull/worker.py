@@ -39,7 +39,13 @@ from redis.exceptions import RedisError
 from .backoff import backoff_delay, retry_rng
 from .clock import Clock, Pace, Timer, to_ms
 from .connection import blocking_limit, on_reconnect, reconnect_error
-from .errors import JobNotFoundError, LockLostError, UnrecoverableError, WorkerError
+from .errors import (
+    DelayedError,
+    JobNotFoundError,
+    LockLostError,
+    UnrecoverableError,
+    WorkerError,
+)
 from .job import Job
 from .options import MAX_DELAY_MS, check_int, encode_json, keep_jobs
 from .queue import Queue, repeat_from_hash
@@ -456,6 +462,7 @@ class Worker:
         assert task is not None
         while job is not None:
             job._on_progress = self._on_progress  # type: ignore[attr-defined]
+            job.token = token  # type: ignore[attr-defined]  # for Job.move_to_delayed
             self._jobs[job.id] = (job, token, task)
             self._held_locks[job.id] = token
             try:
@@ -525,6 +532,8 @@ class Worker:
             if self._being_cancelled():
                 raise  # force-closed: the job stays active and will be recovered as stalled
             failure = self._failure(job, error)  # the processor's own cancelled await
+        except DelayedError:
+            return None  # the processor moved its job to delayed itself (Job.move_to_delayed)
         except BaseException as error:  # also sys.exit() or KeyboardInterrupt in a processor
             failure = self._failure(job, error)
         else:

@@ -11,6 +11,9 @@
   ARGV[4] lock token
   ARGV[5] delay (ms)
   ARGV[6] JSON object of job fields to set (failedReason, stacktrace)
+  ARGV[7] "1": the processor defers its own job (Job.move_to_delayed, BullMQ's skipAttempt):
+          no attempt is counted and no "mbf" record is made, so a run that goes on to
+          complete the job is refused (-2), as in BullMQ
   Output: 0, or -1 no such job (its id still leaves "active", see releaseActiveJob),
           -2 lock missing, -3 not active, -6 lock held by another worker. A re-run
           of a call that succeeded (its reply was lost) answers 0 again, changing nothing.
@@ -41,10 +44,15 @@ end
 if lockError < 0 then
   return lockError
 end
-fields["mbf"] = cjson.encode({token})
+local deferred = ARGV[7] == "1"
+if not deferred then
+  fields["mbf"] = cjson.encode({token})
+end
 setJobFields(jobKey, fields)
 local score, due = getDelayedScore(delayedKey, ARGV[2], delay)
-rcall("HINCRBY", jobKey, "atm", 1)
+if not deferred then
+  rcall("HINCRBY", jobKey, "atm", 1)
+end
 rcall("HSET", jobKey, "delay", delay)
 rcall("ZADD", delayedKey, score, jobId)
 emitEvent(eventsKey, metaKey, "delayed", "jobId", jobId, "delay", due, "prev", "active",
