@@ -1,4 +1,5 @@
-"""Random sequences of add / take / finish / retry / remove / clean ..., checked against a model.
+"""Random sequences of add / take / finish / retry / remove / clean / promote / change_delay /
+change_priority / defer ..., checked against a model.
 
 ``Model`` is BullMQ's job life cycle as plain Python, our PyTorch: it predicts which job a
 worker gets next, where every job is, and how many attempts it has made. ``QueueMachine``
@@ -39,7 +40,7 @@ SCORE_UNIT = {"prioritized": 2**32, "delayed": 0x1000, "completed": 1, "failed":
 CUSTOM_IDS = ("a", "b", "c")
 DEDUP_IDS = ("x", "y")
 #: How a worker can record the end of a run (Worker._record_completion and _record_failure).
-OUTCOMES = ("completed", "failed", "retry now", "retry later")
+OUTCOMES = ("completed", "failed", "retry now", "retry later", "deferred")
 LOCK_MS = 60_000  # locks expire on real time: far longer than one example runs
 
 JOBS = st.fixed_dictionaries(
@@ -216,6 +217,38 @@ class Model:
         """A running job whose hash is gone: finishing it takes it out of "active"."""
         del self.active[self.active.index(job_id)]
         del self.jobs[job_id]
+
+    def promote(self, job_id: str) -> None:
+        """promote: a delayed job in line now (LPUSH whatever its lifo, as BullMQ)."""
+        del self.zsets["delayed"][job_id]
+        self.jobs[job_id].delay = 0
+        self._ready(job_id, lifo=False)
+
+    def change_delay(self, job_id: str, now: int, delay: int) -> None:
+        """changeDelay: the delayed job is due ``delay`` ms from now, last of that ms."""
+        self.jobs[job_id].delay = delay
+        self.zsets["delayed"][job_id] = (now + delay, next(self.arrivals))
+
+    def change_priority(self, job_id: str, priority: int, lifo: bool) -> None:
+        """changePriority: a waiting job moves to its new place in line; any job keeps the
+        priority. With lifo, a prioritized job goes ahead of its equals (counter 0: ties
+        between such jobs go by id, as Redis orders equal scores)."""
+        waiting = job_id in self.wait or job_id in self.zsets["prioritized"]
+        self.jobs[job_id].priority = priority
+        if not waiting:
+            return
+        if job_id in self.wait:
+            self.wait.remove(job_id)
+        self.zsets["prioritized"].pop(job_id, None)
+        if priority and lifo:
+            self.zsets["prioritized"][job_id] = (priority, -1, job_id)
+        else:
+            self._ready(job_id, lifo)
+
+    def defer(self, job_id: str, now: int, delay: int) -> None:
+        """moveToDelayed from the processor (Job.move_to_delayed): no attempt counted."""
+        self.delay(job_id, now, delay)
+        self.jobs[job_id].atm -= 1
 
     def _free_dedup(self, job_id: str) -> None:
         """A job that ends or goes away gives up its deduplication id (BullMQ, no TTL)."""
@@ -407,6 +440,61 @@ class QueueMachine(RuleBasedStateMachine):
         assert (job is not None) == (job_id in self.model.jobs)
         return job or minibull.Job(job_id, "gone", queue=self.queue)
 
+    # -- changing jobs (issue 16) -----------------------------------------------
+
+    @precondition(lambda self: self.seen)
+    @rule(
+        data=st.data(),
+        call=st.sampled_from(("promote", "change delay", "change priority")),
+        delay_ms=st.sampled_from((0, 1, 3)),
+        priority=st.sampled_from((0, 1, 2)),
+        lifo=st.booleans(),
+    )
+    def change_job(
+        self, data: st.DataObject, call: str, delay_ms: int, priority: int, lifo: bool
+    ) -> None:
+        """Job.promote or Job.change_delay on a delayed job, Job.change_priority on a waiting
+        one, when there is one, else on any job: refused for a gone job, or (promote,
+        change_delay) for one that is not delayed."""
+        if call == "change priority":
+            targets = [*self.model.wait, *self.model.zsets["prioritized"]]
+        else:
+            targets = list(self.model.zsets["delayed"])
+        job_id = self.pick(data, targets or self.seen)
+        job, now = self.job_or_stub(job_id), self.clock.now()
+        if call == "change priority" and self.model.zsets["prioritized"]:
+            # Often the priority of a job already in line, so that lifo has equals to pass.
+            in_line = {place[0] for place in self.model.zsets["prioritized"].values()}
+            priority = data.draw(st.sampled_from(sorted(in_line) + [priority]), label="priority")
+        calls = {
+            "promote": job.promote,
+            "change delay": lambda: job.change_delay(delay_ms / 1000),
+            "change priority": lambda: job.change_priority(priority, lifo=lifo),
+        }
+        if job_id not in self.model.jobs:
+            with pytest.raises(JobNotFoundError):
+                self.run(calls[call]())
+        elif call != "change priority" and self.model.state(job_id) != "delayed":
+            with pytest.raises(ValueError, match="it is not delayed"):
+                self.run(calls[call]())
+        else:
+            self.run(calls[call]())
+            if call == "promote":
+                self.model.promote(job_id)
+            elif call == "change delay":
+                self.model.change_delay(job_id, now, delay_ms)
+            else:
+                self.model.change_priority(job_id, priority, lifo)
+
+    @precondition(lambda self: self.model.zsets["delayed"])
+    @rule()
+    def promote_all(self) -> None:
+        """Queue.promote_jobs: every delayed job in line now, soonest due first."""
+        soonest_first = self.model.in_order("delayed")
+        assert self.run(self.queue.promote_jobs()) == len(soonest_first)
+        for job_id in soonest_first:
+            self.model.promote(job_id)
+
     # -- the worker's side ------------------------------------------------------
 
     @rule(slots=st.integers(1, 3))
@@ -481,6 +569,8 @@ class QueueMachine(RuleBasedStateMachine):
             self.model.retry(job_id, lifo=option)
         elif outcome == "retry later":
             self.model.delay(job_id, now, delay=option)
+        elif outcome == "deferred":
+            self.model.defer(job_id, now, delay=option)
         else:
             self.model.finish(job_id, now, outcome, keep=option)
         if fetched is not None:
@@ -500,6 +590,10 @@ class QueueMachine(RuleBasedStateMachine):
         if outcome == "retry later":
             delay = data.draw(st.sampled_from((0, 1, 3)), label="delay ms")
             self.run(scripts.move_to_delayed(now, job_id, token, delay, {"failedReason": "x"}))
+            return delay, None
+        if outcome == "deferred":  # Job.move_to_delayed: the processor defers its own job
+            delay = data.draw(st.sampled_from((0, 1, 3)), label="delay ms")
+            self.run(scripts.defer(now, job_id, token, delay))
             return delay, None
         keep = data.draw(st.sampled_from((-1, -1, -1, 0, 1, 2)), label="keep count")
         take = self.new_take() if fetch_next else None
