@@ -21,7 +21,7 @@ import fakeredis
 import redis
 import redis.cluster
 import redis.retry
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
@@ -37,6 +37,7 @@ else:  # pragma: no cover - redis-py depends on async-timeout before 3.11.3
 
 __all__ = [
     "blocking_limit",
+    "named_client",
     "check_cluster_prefix",
     "connect",
     "connect_sync",
@@ -324,3 +325,26 @@ def check_cluster_prefix(client: Redis | redis.Redis, prefix: str) -> None:
 def _has_hash_tag(prefix: str) -> bool:
     start = prefix.find("{")
     return start >= 0 and prefix.find("}", start + 2) > start
+
+
+def named_client(client: Redis, name: str) -> Redis | None:
+    """A client of its own on ``client``'s server, on one connection named ``name`` (CLIENT
+    SETNAME, sent again by redis-py on every reconnect), so that CLIENT LIST shows who is
+    there (``Queue.get_workers``). None on a cluster, whose nodes each list their own clients.
+    Nothing connects until the first command; close it with ``forget_name``."""
+    if not isinstance(client, Redis):
+        return None
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "client_name": name}
+    own_pool = ConnectionPool(connection_class=pool.connection_class, max_connections=1, **kwargs)
+    return Redis(connection_pool=own_pool, single_connection_client=True)
+
+
+async def forget_name(named: Redis) -> None:
+    """Clear the name (a closed connection can linger in the embedded server's CLIENT LIST),
+    then close ``named``."""
+    try:
+        await named.client_setname("")
+    finally:
+        await named.aclose()
+        await named.connection_pool.disconnect()

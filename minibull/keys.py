@@ -7,6 +7,7 @@ A queue named ``emails`` with the default prefix ``bull`` keeps its jobs under
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 #: Queue-level keys and their Redis types, in the order a learner meets them.
@@ -159,6 +160,14 @@ class QueueKeys:
         """A zset only one worker blocks on (beside the marker), so it can be woken
         without cancelling its blocking call. minibull's own; empty, so gone, most of the time."""
         return self.key(f"wakeup:{worker_id}")
+
+    def client_name(self, worker_name: str | None = None) -> str:
+        """A worker's Redis client name (CLIENT SETNAME), as BullMQ: ``bull:<queue name in
+        base64>``, then ``:w:<worker name>`` for a named worker. Not a key: ``Queue.get_workers``
+        finds the workers of a queue by it in CLIENT LIST."""
+        encoded = base64.b64encode(self.queue.encode()).decode()
+        suffix = f":w:{worker_name}" if worker_name else ""
+        return f"{self.prefix}:{encoded}{suffix}"
 
     def state_key(self, state: str) -> str:
         """The list or sorted set that holds jobs in ``state``."""

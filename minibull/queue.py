@@ -13,7 +13,7 @@ from .connection import blocking_limit, check_cluster_prefix, resolve
 from .errors import JobFailedError, JobNotFoundError
 from .job import FINISHED_STATES, STATES, Job, _loads
 from .keys import LIST_STATES, RESERVED_JOB_IDS, QueueKeys
-from .options import MAX_DELAY_MS, build_job, check_int, check_text
+from .options import MAX_COUNT, MAX_DELAY_MS, build_job, check_int, check_text
 from .schedule import check_repeat, next_run
 from .scripts import Scripts
 
@@ -543,6 +543,30 @@ class Queue:
             moved += batch
             if batch < PROMOTE_BATCH:
                 return moved
+
+    async def set_max_len_events(self, max_len: int) -> None:
+        """Keep about ``max_len`` entries in the events stream (BullMQ's
+        ``streams.events.maxLen``, meta's ``opts.maxLenEvents``; default 10,000), and trim it
+        to that now. A Queue touches nothing when created, so this is a call of its own."""
+        check_int(max_len, "max_len", 1, MAX_COUNT)
+        await self.scripts.set_queue_limits(**{"opts.maxLenEvents": max_len})
+        await self.redis.xtrim(self.keys.events, maxlen=max_len, approximate=True)
+
+    # -- who is working (issue 16) ------------------------------------------------
+
+    async def get_workers(self) -> list[dict[str, str]]:
+        """The workers of this queue connected now, from CLIENT LIST, as BullMQ's getWorkers:
+        one dict of CLIENT LIST fields per worker, ``name`` the queue's and ``rawname`` the
+        client name (``bull:<queue in base64>[:w:<worker name>]``). BullMQ's workers count too."""
+        if not isinstance(self.redis, Redis):
+            raise NotImplementedError("get_workers needs one Redis server (not a cluster)")
+        unnamed = self.keys.client_name()
+        workers = []
+        for client in await self.redis.client_list():
+            raw = client.get("name", "")
+            if raw == unnamed or raw.startswith(unnamed + ":w:"):
+                workers.append({**client, "name": self.name, "rawname": raw})
+        return workers
 
 
 def _batches(specs: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

@@ -38,7 +38,13 @@ from redis.exceptions import RedisError
 
 from .backoff import backoff_delay, retry_rng
 from .clock import Clock, Pace, Timer, to_ms
-from .connection import blocking_limit, on_reconnect, reconnect_error
+from .connection import (
+    blocking_limit,
+    forget_name,
+    named_client,
+    on_reconnect,
+    reconnect_error,
+)
 from .errors import (
     DelayedError,
     JobNotFoundError,
@@ -47,7 +53,7 @@ from .errors import (
     WorkerError,
 )
 from .job import Job
-from .options import MAX_DELAY_MS, check_int, encode_json, keep_jobs
+from .options import MAX_DELAY_MS, check_int, check_text, encode_json, keep_jobs
 from .queue import Queue, repeat_from_hash
 from .sandbox import Sandbox
 from .schedule import next_run
@@ -100,6 +106,7 @@ class Worker:
         drain_delay: float = 5,
         limiter: dict[str, float] | None = None,
         sandboxed: bool = False,
+        worker_name: str | None = None,
     ) -> None:
         if not callable(processor):
             raise TypeError(f"processor must be callable (got {type(processor).__name__})")
@@ -123,6 +130,7 @@ class Worker:
         self.name = name
         self.clock: Clock = self.queue.clock
         self.id = uuid.uuid4().hex[:12]
+        self._init_client_name(worker_name)
         self._wakeup_key = self.queue.keys.worker_wakeup(self.id)
         self._listeners: dict[str, list[Callable[..., Any]]] = defaultdict(list)
         self._jobs: dict[str, tuple[Job, str, asyncio.Task[None]]] = {}
@@ -206,6 +214,7 @@ class Worker:
                     "stalled check", self._check_stalled, self.stalled_interval_ms / 1000
                 )
             ),
+            asyncio.create_task(self._keep_running("client name", self._keep_named, 30)),
         ]
         crash: BaseException | None = None
         try:
@@ -233,6 +242,7 @@ class Worker:
         self._helpers_stop.set()
         ended = await asyncio.gather(*helpers, return_exceptions=True)
         await self._forget_wakeup_key()
+        await self._drop_name()
         if self._sandbox is not None:
             self._sandbox.shutdown()
         self.clock.remove_actor(self)
@@ -836,6 +846,37 @@ class Worker:
         if waiting is not None and waiting.done():
             return False
         return not await self.queue.has_ready_work(self.limiter)
+
+    # -- the worker's Redis client name (issue 16): Queue.get_workers finds it ---------------
+
+    def _init_client_name(self, worker_name: str | None) -> None:
+        if worker_name is not None:
+            check_text(worker_name, "worker_name")
+            if not all("!" <= char <= "~" for char in worker_name):  # as CLIENT SETNAME
+                raise ValueError(
+                    f"worker_name must be printable ASCII without spaces (got {worker_name!r})"
+                )
+        self.worker_name = worker_name
+        self.client_name = self.queue.keys.client_name(worker_name)
+        self._named: Redis | None = None
+
+    async def _keep_named(self) -> float:
+        """Hold one connection named ``client_name`` while the worker runs, as BullMQ's
+        blocking connection; a PING every 30 s reconnects it (and names it again) after a
+        break, so the worker shows in ``Queue.get_workers`` again."""
+        if self._named is None:
+            self._named = named_client(self.queue.redis, self.client_name)
+        if self._named is not None:
+            await self._named.ping()
+        return 30.0
+
+    async def _drop_name(self) -> None:
+        named, self._named = self._named, None
+        if named is not None:
+            try:
+                await forget_name(named)
+            except Exception as exc:
+                await self._report("clearing the client name", exc)
 
 
 async def run_in_daemon_thread(function: Callable[[Job], Any], job: Job) -> Any:
