@@ -29,6 +29,8 @@ QUEUE_KEYS = {
     "repeat": "ZSET    job schedulers by next run time (hashes repeat:<id>)",
     "de:<id>": "STRING  the job that holds a deduplication id",
     "paused": "LIST    (BullMQ v5 only) jobs of a paused queue",
+    "metrics:<completed|failed>": "HASH    jobs finished in all (count), and at the last point",
+    "metrics:<completed|failed>:data": "LIST    jobs finished per minute, newest minute first",
 }
 
 
@@ -44,7 +46,7 @@ RESERVED_JOB_IDS = frozenset(
 #: Families of keys named ``<prefix>:<queue>:<family><name>`` (deduplication ids,
 #: minibull's side-effect records and worker wake-ups), which ``obliterate`` finds by
 #: pattern: a queue name has no ":", so only this queue's keys can match.
-FAMILIES_BY_PATTERN = ("de:", "idem:", "wakeup:")
+FAMILIES_BY_PATTERN = ("de:", "idem:", "wakeup:", "metrics:")
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,11 @@ class QueueKeys:
         """A zset only one worker blocks on (beside the marker), so it can be woken
         without cancelling its blocking call. minibull's own; empty, so gone, most of the time."""
         return self.key(f"wakeup:{worker_id}")
+
+    def metrics(self, kind: str) -> str:
+        """Counts of finished jobs (``kind``: completed or failed), BullMQ's ``metrics:``
+        hash; its per-minute points are in the list ``metrics(kind) + ":data"``."""
+        return self.key(f"metrics:{kind}")
 
     def client_name(self, worker_name: str | None = None) -> str:
         """A worker's Redis client name (CLIENT SETNAME), as BullMQ: ``bull:<queue name in

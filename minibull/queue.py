@@ -552,6 +552,28 @@ class Queue:
         await self.scripts.set_queue_limits(**{"opts.maxLenEvents": max_len})
         await self.redis.xtrim(self.keys.events, maxlen=max_len, approximate=True)
 
+    async def get_metrics(self, kind: str, start: int = 0, end: int = -1) -> dict[str, Any]:
+        """Jobs finished per minute, kept by workers made with ``metrics=`` (BullMQ's
+        getMetrics): ``kind`` "completed" or "failed"; ``data`` the points ``start`` to ``end``
+        (0: the newest minute, -1: the oldest), ``count`` how many points there are, ``meta``
+        the running total and the total and time (ms) of the newest point."""
+        if kind not in FINISHED_STATES:
+            raise ValueError(f"kind must be 'completed' or 'failed' (got {kind!r})")
+        check_int(start, "start", -MAX_COUNT, MAX_COUNT)
+        check_int(end, "end", -MAX_COUNT, MAX_COUNT)
+        (count, prev_ts, prev_count), data, points = await self.scripts.get_metrics(
+            kind, start, end
+        )
+        return {
+            "meta": {
+                "count": int(count or 0),
+                "prev_ts": int(prev_ts or 0),
+                "prev_count": int(prev_count or 0),
+            },
+            "data": [int(point) for point in data],
+            "count": int(points),
+        }
+
     # -- who is working (issue 16) ------------------------------------------------
 
     async def get_workers(self) -> list[dict[str, str]]:

@@ -196,6 +196,7 @@ def move_to_finished_args(
     attempts: int,
     fields: dict[str, str] | None = None,
     fetch_next: Take | None = None,
+    max_metrics: int = 0,
 ) -> Args:
     target = "failed" if failed else "completed"
     field = "failedReason" if failed else "returnvalue"
@@ -215,6 +216,7 @@ def move_to_finished_args(
             _fields_json(fields),
             keys.deduplication_prefix,
             *fetch,
+            max_metrics or "",
         ],
     )
 
@@ -655,6 +657,10 @@ class Scripts:
         )
         check(result, job_id, "delay")
 
+    async def get_metrics(self, kind: str, start: int, end: int) -> list[Any]:
+        """getMetrics' reply: [[count, prevTS, prevCount], points, how many points]."""
+        return list(await self.run("getMetrics", get_metrics_args(self.keys, kind, start, end)))
+
 
 class SyncScripts:
     """Runs the producer's scripts on a synchronous client (``SyncQueue``): the same
@@ -740,3 +746,8 @@ def _check_delayed(result: int, job_id: str, action: str) -> None:
     if result == -3:
         raise ValueError(f"cannot {action} job {job_id}: it is not delayed")
     check(result, job_id, action)
+
+
+def get_metrics_args(keys: QueueKeys, kind: str, start: int, end: int) -> Args:
+    metrics = keys.metrics(kind)
+    return [metrics, metrics + ":data"], [start, end]

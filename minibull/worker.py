@@ -107,6 +107,7 @@ class Worker:
         limiter: dict[str, float] | None = None,
         sandboxed: bool = False,
         worker_name: str | None = None,
+        metrics: dict[str, int] | None = None,
     ) -> None:
         if not callable(processor):
             raise TypeError(f"processor must be callable (got {type(processor).__name__})")
@@ -131,6 +132,7 @@ class Worker:
         self.clock: Clock = self.queue.clock
         self.id = uuid.uuid4().hex[:12]
         self._init_client_name(worker_name)
+        self.max_metrics = check_metrics(metrics)
         self._wakeup_key = self.queue.keys.worker_wakeup(self.id)
         self._listeners: dict[str, list[Callable[..., Any]]] = defaultdict(list)
         self._jobs: dict[str, tuple[Job, str, asyncio.Task[None]]] = {}
@@ -657,6 +659,7 @@ class Worker:
             keep=keep_jobs(job.opts.get("removeOnComplete")),
             attempts=job.attempts,
             fetch_next=fetch,
+            max_metrics=self.max_metrics,
         )
         job.attempts_made += 1
         job.returnvalue, job.finished_on = result, now
@@ -704,6 +707,7 @@ class Worker:
                 attempts=job.attempts,
                 fields={"stacktrace": fields["stacktrace"]},
                 fetch_next=fetch,
+                max_metrics=self.max_metrics,
             )
             job.finished_on = now
             following = self._following(taken, fetch)
@@ -921,3 +925,18 @@ def check_limiter(limiter: dict[str, float] | None) -> tuple[int, int] | None:
     if window <= 0:
         raise ValueError("limiter duration must be > 0 seconds")
     return max_jobs, window
+
+
+#: ``Worker(metrics={"max_data_points": n})`` keeps at most a month of minutes: a finish after
+#: a long quiet spell writes a 0 for each minute missed, in one script call.
+MAX_DATA_POINTS = 60 * 24 * 31
+
+
+def check_metrics(metrics: dict[str, int] | None) -> int:
+    """``metrics={"max_data_points": n}``: keep n per-minute points (BullMQ's maxDataPoints);
+    the result is n, or 0 for None (no metrics)."""
+    if metrics is None:
+        return 0
+    if not isinstance(metrics, dict) or set(metrics) != {"max_data_points"}:
+        raise ValueError(f'metrics must be {{"max_data_points": minutes}} (got {metrics!r})')
+    return check_int(metrics["max_data_points"], "metrics max_data_points", 1, MAX_DATA_POINTS)

@@ -21,6 +21,7 @@
   ARGV[12] "1" to fetch the next job in the same call (as moveToActive), else "0"
   ARGV[13..17] for that: lock token, lock duration (ms), worker id, the worker's
            rate limit (jobs per window, 0: none) and window (ms)
+  ARGV[18] metrics: per-minute points to keep (Worker metrics=), "" or absent: none
   Output: {0, then moveToActive's four values (all 0 when not fetching)}, or
           {-1} no such job (its id still leaves "active", see releaseActiveJob),
           {-2} lock missing, {-3} not active, {-6} lock held by another worker.
@@ -30,6 +31,7 @@
   Job fields: sets "mbf" (minibull's own) to [token], or [token, fetch token, next job id]
   when it fetched one, with the fields it writes anyway (see releaseActiveJob's endedBy).
   Events: completed or failed (with "ts", the clock's now), retries-exhausted, drained.
+  Metrics: with ARGV[18], the finish is counted in metrics:<target> (includes/collectMetrics).
 ]]
 local rcall = redis.call
 -- @include "releaseActiveJob"
@@ -39,6 +41,7 @@ local rcall = redis.call
 -- @include "removeDeduplicationKey"
 -- @include "readQueueMeta"
 -- @include "takeNextJob"
+-- @include "collectMetrics"
 
 -- After a job ends: "drained" when nothing is left; and if the queue has a global
 -- concurrency, the slot just freed may let a waiting job start: wake a worker.
@@ -111,6 +114,7 @@ emitEvent(eventsKey, metaKey, target, "jobId", jobId, field, value, "prev", "act
 if target == "failed" and attemptsMade >= attempts then
   emitEvent(eventsKey, metaKey, "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
 end
+collectFinishMetrics(prefix, target, ARGV[18], now)
 -- The next job is taken before the job's own HSET, so that the record of this call
 -- (mbf) names it in that same HSET.
 local nextJob = {0, 0, 0, 0}

@@ -8,7 +8,7 @@ saves it with ``fig.savefig(path)``.
 
 One module per picture family: ``base`` (units, colours, the notebook figure),
 ``backoff`` (backoff timelines and retry storms), ``timeline`` (job timelines from the
-events stream), ``depth`` (queue depth over a run).
+events stream), ``depth`` (queue depth over a run), ``metrics`` (jobs finished per minute).
 """
 
 from .backoff import (
@@ -22,6 +22,7 @@ from .backoff import (
 )
 from .base import OUTCOME_COLOURS, OUTCOME_LABELS, UNITS, NotebookFigure, format_ms, time_unit
 from .depth import DepthSample, DepthSampler, Every, plot_queue_depth
+from .metrics import metrics_minutes, plot_metrics
 from .timeline import Span, attempt_spans, job_spans, plot_job_timeline, read_events, timeline_rows
 
 __all__ = [
@@ -40,8 +41,10 @@ __all__ = [
     "describe_backoff",
     "format_ms",
     "job_spans",
+    "metrics_minutes",
     "plot_backoff_timeline",
     "plot_job_timeline",
+    "plot_metrics",
     "plot_queue_depth",
     "plot_retry_storm",
     "read_events",
