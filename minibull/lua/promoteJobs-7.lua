@@ -2,8 +2,9 @@
   Queue.promote_jobs: runs up to ARGV[2] delayed jobs now, soonest due first, each
   into "wait" or "prioritized" by its priority. The client calls it until it moves
   fewer than asked. BullMQ runs its moveJobsToWait for this, which pushes every job
-  to "wait" whatever its priority ("does not support jobs with priorities"); this
-  keeps priorities, as promote does.
+  to "wait" whatever its priority ("does not support jobs with priorities") and leaves
+  the old "delay" in the hash; this keeps priorities and sets "delay" to 0, as promote
+  does (tests/interop/test_changing_jobs.py shows both).
 
   KEYS[1] delayed   KEYS[2] wait   KEYS[3] prioritized   KEYS[4] pc
   KEYS[5] marker    KEYS[6] meta   KEYS[7] events

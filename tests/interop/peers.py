@@ -338,6 +338,24 @@ class Peer:
     async def close(self) -> None:
         raise NotImplementedError
 
+    # -- issue 16: changing jobs, metrics, workers (BullMQ's names and units) ----------
+
+    async def change_job(self, job_id: str, call: str, arg: Any = None) -> None:
+        """BullMQ's ``job.<call>(arg)``: promote(), changeDelay(ms), updateData(data) or
+        changePriority({"priority", "lifo"}). NotImplementedError where the peer has none."""
+        raise NotImplementedError
+
+    async def promote_jobs(self) -> None:
+        raise NotImplementedError
+
+    async def get_metrics(self, kind: str) -> dict[str, Any]:
+        """BullMQ's getMetrics(kind): {"meta": {count, prevTS, prevCount}, "data", "count"}."""
+        raise NotImplementedError
+
+    async def get_workers(self) -> list[str]:
+        """The client names (``rawname``) of the queue's workers, sorted."""
+        raise NotImplementedError
+
 
 # -- minibull ------------------------------------------------------------------------
 
@@ -440,6 +458,10 @@ class MinibullPeer(Peer):
                 options["drain_delay"] = value
             elif key == "limiter":
                 options["limiter"] = {"max": value["max"], "duration": value["duration"] / 1000}
+            elif key == "name":
+                options["worker_name"] = value
+            elif key == "metrics":
+                options["metrics"] = {"max_data_points": value["maxDataPoints"]}
             else:
                 raise ValueError(f"no minibull equivalent for worker option {key!r}")
         worker = minibull.Worker(self.queue_name, process, self.url, prefix=self.prefix, **options)
@@ -497,6 +519,39 @@ class MinibullPeer(Peer):
         self.workers.clear()
         self.queue_events.clear()
         await self.queue.close()
+
+    async def change_job(self, job_id: str, call: str, arg: Any = None) -> None:
+        job = await self.queue.get_job(job_id)
+        assert job is not None, job_id
+        if call == "promote":
+            await job.promote()
+        elif call == "changeDelay":
+            await job.change_delay(arg / 1000)
+        elif call == "updateData":
+            await job.update_data(arg)
+        elif call == "changePriority":
+            await job.change_priority(arg["priority"], lifo=bool(arg.get("lifo")))
+        else:
+            raise ValueError(call)
+
+    async def promote_jobs(self) -> None:
+        await self.queue.promote_jobs()
+
+    async def get_metrics(self, kind: str) -> dict[str, Any]:
+        found = await self.queue.get_metrics(kind)
+        meta = found["meta"]
+        return {
+            "meta": {
+                "count": meta["count"],
+                "prevTS": meta["prev_ts"],
+                "prevCount": meta["prev_count"],
+            },
+            "data": found["data"],
+            "count": found["count"],
+        }
+
+    async def get_workers(self) -> list[str]:
+        return sorted(worker["rawname"] for worker in await self.queue.get_workers())
 
 
 # -- BullMQ for Python ------------------------------------------------------------------
@@ -621,6 +676,24 @@ class PythonPeer(Peer):
             await self.close_events(eid)
         self.workers.clear()
         await self.queue.close()
+
+    async def change_job(self, job_id: str, call: str, arg: Any = None) -> None:
+        job = await self.queue.getJob(job_id)
+        assert job is not None, job_id
+        if call == "promote":
+            await job.promote()
+        elif call == "updateData":
+            await job.updateData(arg)
+        elif call == "changePriority":
+            await job.changePriority(arg)
+        else:  # BullMQ for Python 3.4 has no Job.changeDelay
+            raise NotImplementedError(f"BullMQ for Python has no Job.{call}")
+
+    async def promote_jobs(self) -> None:
+        await self.queue.promoteJobs()
+
+    async def get_workers(self) -> list[str]:
+        return sorted(worker["rawname"] for worker in await self.queue.get_workers())
 
 
 # -- BullMQ for Node.js ------------------------------------------------------------------
@@ -797,6 +870,18 @@ class NodePeer(Peer):
         return await self.request(
             "sweepStalled", maxStalledCount=max_stalled_count, stalledInterval=interval_ms
         )
+
+    async def change_job(self, job_id: str, call: str, arg: Any = None) -> None:
+        await self.request("changeJob", jobId=job_id, call=call, arg=arg)
+
+    async def promote_jobs(self) -> None:
+        await self.request("promoteJobs")
+
+    async def get_metrics(self, kind: str) -> dict[str, Any]:
+        return await self.request("getMetrics", type=kind)
+
+    async def get_workers(self) -> list[str]:
+        return sorted(await self.request("getWorkers"))
 
     async def start_events(self, last_event_id: str) -> str:
         eid = f"e{next(self._ids)}"

@@ -175,6 +175,23 @@ const commands = {
     await events.get(eid).close();
     events.delete(eid);
   },
+  async changeJob({ jobId, call, arg }) {
+    const job = await queue.getJob(jobId);
+    if (call === 'promote') await job.promote();
+    else if (call === 'changeDelay') await job.changeDelay(arg);
+    else if (call === 'updateData') await job.updateData(arg);
+    else if (call === 'changePriority') await job.changePriority(arg);
+    else throw new Error(`unknown job call ${call}`);
+  },
+  async promoteJobs() {
+    await queue.promoteJobs();
+  },
+  async getMetrics({ type }) {
+    return queue.getMetrics(type);
+  },
+  async getWorkers() {
+    return (await queue.getWorkers()).map(worker => worker.rawname);
+  },
   async shutdown() {
     await Promise.all([...workers.values()].map(worker => worker.close(true)));
     await Promise.all([...events.values()].map(queueEvents => queueEvents.close()));
