@@ -29,6 +29,11 @@ QUEUE_KEYS = {
     "repeat": "ZSET    job schedulers by next run time (hashes repeat:<id>)",
     "de:<id>": "STRING  the job that holds a deduplication id",
     "paused": "LIST    (BullMQ v5 only) jobs of a paused queue",
+}
+
+#: Keys only a feature writes (issue 16), kept apart from QUEUE_KEYS, which notebooks 02
+#: and 10 print as they are: BullMQ's metrics, written by workers made with ``metrics=``.
+FEATURE_KEYS = {
     "metrics:<completed|failed>": "HASH    jobs finished in all (count), and at the last point",
     "metrics:<completed|failed>:data": "LIST    jobs finished per minute, newest minute first",
 }

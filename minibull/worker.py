@@ -34,7 +34,7 @@ from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from .backoff import backoff_delay, retry_rng
 from .clock import Clock, Pace, Timer, to_ms
@@ -863,15 +863,27 @@ class Worker:
         self.worker_name = worker_name
         self.client_name = self.queue.keys.client_name(worker_name)
         self._named: Redis | None = None
+        self._name_refused = False
 
     async def _keep_named(self) -> float:
         """Hold one connection named ``client_name`` while the worker runs, as BullMQ's
         blocking connection; a PING every 30 s reconnects it (and names it again) after a
         break, so the worker shows in ``Queue.get_workers`` again."""
-        if self._named is None:
+        if self._named is None and not self._name_refused:
             self._named = named_client(self.queue.redis, self.client_name)
         if self._named is not None:
-            await self._named.ping()
+            try:
+                await self._named.ping()
+            except ResponseError as exc:  # CLIENT SETNAME refused: an ACL, a managed Redis
+                logger.warning(
+                    "worker %s: the server refused its client name (%s): get_workers will "
+                    "not list it",
+                    self.name,
+                    exc,
+                )
+                named, self._named, self._name_refused = self._named, None, True
+                await named.aclose()
+                await named.connection_pool.disconnect()
         return 30.0
 
     async def _drop_name(self) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 
 import pytest
+from redis.exceptions import ResponseError
 
 import minibull
+from minibull import worker as worker_module
 from minibull.keys import QueueKeys
 from tests.conftest import wait_for
 from tests.test_input_limits import refused
@@ -84,3 +86,34 @@ async def test_max_len_events_keeps_the_stream_short(queue):
 async def test_a_bad_max_len_events_writes_nothing(queue, max_len, error):
     await queue.add("a", {})
     await refused(queue, error, "max_len", lambda: queue.set_max_len_events(max_len))
+
+
+async def test_a_server_that_refuses_client_names_gets_one_warning(
+    queue, make_worker, monkeypatch, caplog
+):
+    class Refusing:
+        """A client whose connect fails as a server without CLIENT SETNAME answers."""
+
+        pings = 0
+
+        async def ping(self):
+            Refusing.pings += 1
+            raise ResponseError("NOPERM this user has no permissions to run 'client|setname'")
+
+        async def aclose(self):
+            pass
+
+        @property
+        def connection_pool(self):
+            return queue.redis.connection_pool.__class__(max_connections=1)
+
+    monkeypatch.setattr(worker_module, "named_client", lambda client, name: Refusing())
+    errors = []
+    worker = make_worker(lambda job: None, start=False)
+    worker.on("error", errors.append)
+    worker.start()
+    job = await queue.add("a", {})
+    await job.wait_until_finished(timeout=5)
+    await wait_for(lambda: Refusing.pings == 1)
+    assert errors == [] and "refused its client name" in caplog.text
+    assert worker._named is None and worker._name_refused
