@@ -127,12 +127,12 @@ class Worker:
         self._sandbox: Sandbox | None = None
         self.processor = processor
         self.backoff_strategy = backoff_strategy
+        self.worker_name, self.max_metrics = check_worker_name(worker_name), check_metrics(metrics)
         self.queue = Queue(name, connection, prefix=prefix, clock=clock)
         self.name = name
         self.clock: Clock = self.queue.clock
         self.id = uuid.uuid4().hex[:12]
-        self._init_client_name(worker_name)
-        self.max_metrics = check_metrics(metrics)
+        self._init_client_name()
         self._wakeup_key = self.queue.keys.worker_wakeup(self.id)
         self._listeners: dict[str, list[Callable[..., Any]]] = defaultdict(list)
         self._jobs: dict[str, tuple[Job, str, asyncio.Task[None]]] = {}
@@ -853,15 +853,8 @@ class Worker:
 
     # -- the worker's Redis client name (issue 16): Queue.get_workers finds it ---------------
 
-    def _init_client_name(self, worker_name: str | None) -> None:
-        if worker_name is not None:
-            check_text(worker_name, "worker_name")
-            if not all("!" <= char <= "~" for char in worker_name):  # as CLIENT SETNAME
-                raise ValueError(
-                    f"worker_name must be printable ASCII without spaces (got {worker_name!r})"
-                )
-        self.worker_name = worker_name
-        self.client_name = self.queue.keys.client_name(worker_name)
+    def _init_client_name(self) -> None:
+        self.client_name = self.queue.keys.client_name(self.worker_name)
         self._named: Redis | None = None
         self._name_refused = False
 
@@ -952,3 +945,14 @@ def check_metrics(metrics: dict[str, int] | None) -> int:
     if not isinstance(metrics, dict) or set(metrics) != {"max_data_points"}:
         raise ValueError(f'metrics must be {{"max_data_points": minutes}} (got {metrics!r})')
     return check_int(metrics["max_data_points"], "metrics max_data_points", 1, MAX_DATA_POINTS)
+
+
+def check_worker_name(worker_name: str | None) -> str | None:
+    """``worker_name``: None, or text CLIENT SETNAME takes (printable ASCII, no spaces)."""
+    if worker_name is not None:
+        check_text(worker_name, "worker_name")
+        if not all("!" <= char <= "~" for char in worker_name):
+            raise ValueError(
+                f"worker_name must be printable ASCII without spaces (got {worker_name!r})"
+            )
+    return worker_name
