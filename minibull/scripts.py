@@ -693,16 +693,9 @@ def extend_side_effect_args(record_key: str, token: str, lease_ms: int) -> Args:
 
 
 def _waiting_keys(keys: QueueKeys) -> list[str]:
-    """delayed, wait, prioritized, pc, marker, meta, events: promote and promoteJobs."""
-    return [
-        keys.delayed,
-        keys.wait,
-        keys.prioritized,
-        keys.pc,
-        keys.marker,
-        keys.meta,
-        keys.events,
-    ]
+    """delayed, wait, prioritized, pc, marker, meta, events (promote, promoteJobs): the
+    keys of a scheduler's scripts without "repeat"."""
+    return _scheduler_keys(keys)[1:]
 
 
 def promote_args(keys: QueueKeys, job_id: str) -> Args:
