@@ -16,11 +16,15 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from redis._parsers.encoders import Encoder
+from redis.connection import PythonRespSerializer
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.utils import HIREDIS_AVAILABLE
 
 import minibull
 import minibull.connection
-from minibull.connection import connect
+from minibull.connection import _OnePassPacking, connect, pack_flat
 from tests.conftest import START_MS
 from tests.faultlab import PrivateRedis, private_servers, redis_server_version
 
@@ -160,3 +164,52 @@ async def test_a_hung_server_times_out_a_write_that_cannot_finish(server, monkey
         assert await client.ping()
     finally:
         await client.aclose()
+
+
+# -- commands packed in one pass (speed only) ------------------------------------------------
+
+PACKED_ARGS = [
+    ("EVALSHA", "0" * 40, 2, "bull:q:wait", "bull:q:meta", 1_700_000_000_000, "null"),
+    ("SET", "k", "ünïcödé ✓", "PX", 1500),
+    ("HSET", "h", "f", b"raw \x00 bytes", "n", -7, "x", 2.5),
+    ("GET", ""),
+]
+
+
+@pytest.mark.parametrize("args", PACKED_ARGS)
+def test_one_pass_packing_sends_what_redis_py_sends(args):
+    encoder = Encoder("utf-8", "strict", True)
+    reference = b"".join(PythonRespSerializer(6000, encoder.encode).pack(*args))
+    assert pack_flat(args, encoder, 6000) == [reference]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("SCRIPT LOAD", "return 1"), ("SET", "k", "x" * 6001), ("SET", "k", bytearray(b"x"))],
+)
+def test_one_pass_packing_leaves_split_names_and_big_or_odd_values_to_redis_py(args):
+    assert pack_flat(args, Encoder("utf-8", "strict", True), 6000) is None
+
+
+def test_one_pass_packing_refuses_what_redis_py_refuses():
+    with pytest.raises(DataError):
+        pack_flat(("SET", "k", True), Encoder("utf-8", "strict", True), 6000)
+
+
+async def test_clients_pack_in_one_pass_and_redis_reads_it(server):
+    # Both clients of connect()/connect_sync() talk to Redis through pack_flat (the sync one
+    # when hiredis is absent): values of every kind come back as sent, big ones too.
+    values = {"text": "ünïcödé ✓", "int": "-7", "big": "y" * 100_000}
+    client = connect(server.url)
+    sync_client = minibull.connection.connect_sync(server.url)
+    try:
+        await client.hset("h", mapping={"text": values["text"], "int": -7, "big": values["big"]})
+        assert await client.hgetall("h") == values
+        sync_client.hset("s", mapping={"text": values["text"], "int": -7, "big": values["big"]})
+        assert sync_client.hgetall("s") == values
+        assert issubclass(client.connection_pool.connection_class, _OnePassPacking)
+        packer = sync_client.connection_pool.connection_kwargs.get("command_packer")
+        assert HIREDIS_AVAILABLE or isinstance(packer, minibull.connection._FlatPacker)
+    finally:
+        await client.aclose()
+        sync_client.close()
