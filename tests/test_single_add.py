@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -25,6 +26,7 @@ from redis.utils import HIREDIS_AVAILABLE
 import minibull
 import minibull.connection
 from minibull.connection import _OnePassPacking, connect, pack_flat
+from minibull.options import PLAIN_OPTS, PLAIN_OPTS_JSON, build_job, build_plain_job
 from tests.conftest import START_MS
 from tests.faultlab import PrivateRedis, private_servers, redis_server_version
 
@@ -213,3 +215,35 @@ async def test_clients_pack_in_one_pass_and_redis_reads_it(server):
     finally:
         await client.aclose()
         sync_client.close()
+
+
+# -- a plain add (no options) skips the walk through every option's default (speed only) ----
+
+
+@pytest.mark.parametrize(
+    "data", [{"to": "ada"}, None, [1, 2.5, "ü"], "text", 0, {"deep": [[[{"a": True}]]]}]
+)
+def test_a_plain_job_is_built_as_build_job_builds_it(data):
+    assert build_plain_job("email", data) == build_job("email", data)
+    assert json.loads(PLAIN_OPTS_JSON) == PLAIN_OPTS
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("", {}), (3, {}), ("\ud800", {}), ("n", {"x": float("nan")}), ("n", object())],
+)
+def test_a_plain_job_refuses_what_build_job_refuses(name, data):
+    with pytest.raises((TypeError, ValueError)) as expected:
+        build_job(name, data)
+    with pytest.raises(type(expected.value), match=re.escape(str(expected.value))):
+        build_plain_job(name, data)
+
+
+async def test_a_plain_add_returns_and_stores_the_default_options(queue):
+    job = await queue.add("email", {"to": "ada"})
+    job.opts["attempts"] = 5  # the Job's options are its own, not a shared default
+    assert PLAIN_OPTS == {"attempts": 1, "delay": 0}
+    stored = await queue.get_job(job.id)
+    assert stored.opts == PLAIN_OPTS and stored.attempts == 1
+    again = await queue.add("email", {"to": "bob"})
+    assert again.opts == PLAIN_OPTS and again.opts is not PLAIN_OPTS
