@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
-import fakeredis
 import redis
 import redis.cluster
 import redis.retry
@@ -31,7 +30,7 @@ from redis.connection import PythonRespSerializer
 from redis.exceptions import ConnectionError, TimeoutError
 from redis.utils import HIREDIS_AVAILABLE
 
-from .embedded import embedded_client, embedded_server
+from .embedded import embedded_client, embedded_server, embedded_sync_client
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as async_timeout
@@ -90,7 +89,7 @@ def connect_sync(url: str | None = None) -> redis.Redis:
     and with the same settings: decoded replies, socket timeout, retry on a new connection."""
     url = url or redis_url()
     if not url:
-        return fakeredis.FakeRedis(server=embedded_server(), decode_responses=True)
+        return embedded_sync_client()
     return redis.Redis.from_url(
         url,
         decode_responses=True,
