@@ -128,6 +128,8 @@ def _text(value: str) -> str:
     """``value`` with each lone surrogate (e.g. from ``"\\ud800"`` in JSON data) as U+FFFD:
     Redis takes UTF-8 only and Lua's cjson refuses the escape, so an error message quoting
     such data would otherwise fail the call that records it."""
+    if value.isascii():  # speed only: the usual return value ("null", JSON) has nothing to mend
+        return value
     return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
