@@ -26,7 +26,9 @@ from redis.utils import HIREDIS_AVAILABLE
 import minibull
 import minibull.connection
 from minibull.connection import _OnePassPacking, connect, pack_flat
+from minibull.keys import QueueKeys
 from minibull.options import PLAIN_OPTS, PLAIN_OPTS_JSON, build_job, build_plain_job
+from minibull.scripts import add_job_args
 from tests.conftest import START_MS
 from tests.faultlab import PrivateRedis, private_servers, redis_server_version
 
@@ -247,3 +249,21 @@ async def test_a_plain_add_returns_and_stores_the_default_options(queue):
     assert stored.opts == PLAIN_OPTS and stored.attempts == 1
     again = await queue.add("email", {"to": "bob"})
     assert again.opts == PLAIN_OPTS and again.opts is not PLAIN_OPTS
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        build_plain_job("email", {"to": "ada", "quote": 'say "hi" \\ ü ✓'}),
+        build_job("report", [1, None, 2.5], job_id="a b", priority=3, lifo=True, delay=2),
+        build_job("nightly", None, attempts=3, backoff=2.0, remove_on_complete=10),
+        build_job("once", "x", deduplication={"id": "k", "ttl": 5}),
+    ],
+)
+def test_one_job_is_sent_as_the_generic_encoder_writes_it(spec):
+    # addJob's ARGV[3] for one job is written field by field (speed only): the same text.
+    generic = json.dumps([spec], separators=(",", ":"))
+    assert add_job_args(QueueKeys("q", "bull"), 0, [spec])[1][2] == generic
+    assert add_job_args(QueueKeys("q", "bull"), 0, [spec, spec])[1][2] == generic[:-1] + (
+        "," + generic[1:]
+    )
