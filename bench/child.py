@@ -322,7 +322,51 @@ def raw(args: argparse.Namespace) -> None:
 
     asyncio.run(async_part())
     results["thread_sleep_c10"] = sleepers_threads(10, 0.01, 2 * args.seconds)
+    results.update(minibull_floors(args.url))
     say(json.dumps(results))
+
+
+def minibull_floors(url: str, calls: int = 2000) -> dict[str, float]:
+    """The floors of issue #13, p50 in µs: an EVALSHA of ``return 1`` on ``connect(url)``
+    (the client every Queue makes; Queue.add's floor), and a sync EVALSHA of the addJob
+    script with arguments built once on ``connect_sync(url)`` (SyncQueue.add's floor)."""
+    from minibull.connection import connect, connect_sync
+    from minibull.keys import QueueKeys
+    from minibull.options import build_job
+    from minibull.scripts import add_job_args, script_source
+
+    def p50(timings: list[int]) -> float:
+        return statistics.median(timings) / 1000
+
+    async def async_floor() -> float:
+        client = connect(url)
+        sha = await client.script_load("return 1")
+        timings = []
+        for i in range(calls + 200):
+            t0 = time.perf_counter_ns()
+            await client.evalsha(sha, 0)
+            if i >= 200:
+                timings.append(time.perf_counter_ns() - t0)
+        await client.aclose()
+        return p50(timings)
+
+    floors = {"async_floor_p50_us": asyncio.run(async_floor())}
+    client = connect_sync(url)
+    keys = QueueKeys("bench-floor", "bull")
+    script_keys, argv = add_job_args(keys, 0, [build_job("job", {"i": 0})])
+    sha = client.script_load(script_source("addJob"))
+    timings = []
+    for i in range(calls + 200):
+        t0 = time.perf_counter_ns()
+        client.evalsha(sha, len(script_keys), *script_keys, *argv)
+        if i >= 200:
+            timings.append(time.perf_counter_ns() - t0)
+    floors["sync_floor_p50_us"] = p50(timings)
+    doomed = list(client.scan_iter(match="bull:bench-floor:*", count=1000))
+    for first in range(0, len(doomed), 1000):
+        client.delete(*doomed[first : first + 1000])
+    client.close()
+    return floors
 
 
 def main() -> None:

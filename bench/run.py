@@ -504,6 +504,8 @@ def measure(bench: Bench, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def run_one(bench: Bench, lib: str, scenario: str) -> dict[str, Any] | None:
     adapter = __import__(f"bench.adapters.{lib}_bench", fromlist=["BULK"])
+    if scenario not in getattr(adapter, "SCENARIOS", (scenario,)):
+        return None
     try:
         if scenario == "enqueue_single":
             return bench.enqueue(lib, "single")
@@ -537,6 +539,8 @@ def fmt_dict(values: dict[str, Any]) -> str:
     for name, value in values.items():
         if isinstance(value, dict) and "rate" not in value:  # e.g. {"us": ...}
             parts.extend(f"{name} {v:,.1f} {unit}" for unit, v in value.items())
+        elif name.endswith("_us"):  # a latency (the floors of issue #13)
+            parts.append(f"{name} {value:,.1f} µs")
         else:
             rate = value["rate"] if isinstance(value, dict) else value
             parts.append(f"{name} {rate:,.0f}/s")
@@ -591,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="1,000 jobs, 2 runs, minibull + bullmq + huey (a try, not a result)",
+        help="1,000 jobs, 2 runs, minibull (async and sync) + bullmq + huey (a try, not a result)",
     )
     parser.add_argument("--batch", type=int, default=1000, help="jobs per bulk enqueue call")
     parser.add_argument(
@@ -629,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick and args.chaos_jobs == parser.get_default("chaos_jobs"):
         args.chaos_jobs = 2000
     if args.libs is None:
-        args.libs = "minibull,bullmq,huey" if args.quick else ",".join(LIBRARIES)
+        args.libs = "minibull,minibull_sync,bullmq,huey" if args.quick else ",".join(LIBRARIES)
     args.libs = [lib for lib in args.libs.split(",") if lib]
     unknown = set(args.libs) - set(LIBRARIES)
     if unknown:

@@ -37,9 +37,10 @@ except ImportError:  # pragma: no cover - depends on the fakeredis release
 try:  # fakeredis internals of the fast path: checked here so a change only costs speed
     from fakeredis import _msgs as msgs
     from fakeredis._clients._async import FakeAsyncRedisConnection, FakeReader, FakeWriter
+    from fakeredis._clients._sync import FakeRedisConnection
     from fakeredis._commands import COMMANDS_WITH_SUB
     from fakeredis._helpers import SimpleError, decode_command_bytes
-    from fakeredis._socket import AsyncFakeSocket
+    from fakeredis._socket import AsyncFakeSocket, FakeSocket
 
     _check_globals = _scripting._check_for_lua_globals
     _LuaError = _scripting.LUA_MODULE.LuaError
@@ -61,7 +62,8 @@ try:  # fakeredis internals of the fast path: checked here so a change only cost
 except (ImportError, AttributeError):  # pragma: no cover - depends on the fakeredis release
     fast_scripts_supported = False
     # Bases for the class statements below, which are then never used.
-    AsyncFakeSocket = FakeAsyncRedisConnection = object  # type: ignore[assignment,misc]
+    AsyncFakeSocket = FakeSocket = object  # type: ignore[assignment,misc]
+    FakeAsyncRedisConnection = FakeRedisConnection = object  # type: ignore[assignment,misc]
 
 #: Lua globals a script must not reach: Python, the OS, files, and loading code
 #: (Redis's own Lua has none of them but loadstring, which scripts never need).
@@ -156,8 +158,19 @@ def sandbox_lua(server: fakeredis.FakeServer) -> list[str]:
     return [name.decode() if isinstance(name, bytes) else str(name) for name in reachable]
 
 
-class ScriptCachingSocket(AsyncFakeSocket):
-    """An in-process connection's server side that keeps compiled scripts."""
+class _ScriptCaching:
+    """The server side of an in-process connection, keeping compiled scripts (a mixin on
+    fakeredis's async or sync socket)."""
+
+    _server: Any
+    version: Any
+    _script_resp: Any
+    _fieldsets: Any
+    _get_server_runtime: Any
+    _convert_lua_result: Any
+    _convert_redis_result: Any
+    _name_to_func: Any
+    _run_command: Any
 
     def eval(self, script: bytes, numkeys: int, *keys_and_args: bytes) -> Any:
         if numkeys > len(keys_and_args):
@@ -174,7 +187,7 @@ class ScriptCachingSocket(AsyncFakeSocket):
             try:
                 function = compiled[sha1] = runtime.compile(script)
             except _LuaError:  # a script that does not compile: fakeredis's own error
-                return super().eval(script, numkeys, *keys_and_args)
+                return super().eval(script, numkeys, *keys_and_args)  # type: ignore[misc]
 
         server._lua_current_socket[0] = self
         self._script_resp = 2
@@ -218,6 +231,31 @@ class ScriptCachingSocket(AsyncFakeSocket):
         return self._convert_redis_result(lua_runtime, result)
 
 
+class ScriptCachingSocket(_ScriptCaching, AsyncFakeSocket):
+    """An async in-process connection's server side that keeps compiled scripts."""
+
+
+class SyncScriptCachingSocket(_ScriptCaching, FakeSocket):
+    """A sync in-process connection's server side (``SyncQueue``) that keeps compiled
+    scripts: the same cache, on the same server, as the async clients'."""
+
+
+class SyncScriptCachingConnection(FakeRedisConnection):
+    """A sync fakeredis connection whose server side is a SyncScriptCachingSocket."""
+
+    def _connect(self) -> Any:
+        # As fakeredis's own _connect (sync), with our socket class.
+        if not self._server.connected:
+            raise self._connection_error_class(msgs.CONNECTION_ERROR_MSG)
+        return SyncScriptCachingSocket(
+            self._server,
+            client_class=self._client_class,
+            db=self.db,
+            lua_modules=self._lua_modules,
+            client_info=self._client_info,
+        )
+
+
 class ScriptCachingConnection(FakeAsyncRedisConnection):
     """A fakeredis connection whose server side is a ScriptCachingSocket."""
 
@@ -251,6 +289,14 @@ def embedded_server() -> fakeredis.FakeServer:
             log.warning("the embedded server's Lua can still reach %s", ", ".join(reachable))
         _server = server
     return _server
+
+
+def embedded_sync_client(server: fakeredis.FakeServer | None = None) -> fakeredis.FakeRedis:
+    """A sync client of the embedded server (or of ``server``), for ``SyncQueue``."""
+    kwargs: dict[str, Any] = {}
+    if fast_scripts_supported:
+        kwargs["connection_class"] = SyncScriptCachingConnection
+    return fakeredis.FakeRedis(server=server or embedded_server(), decode_responses=True, **kwargs)
 
 
 def embedded_client(server: fakeredis.FakeServer | None = None) -> fakeredis.FakeAsyncRedis:

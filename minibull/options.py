@@ -39,11 +39,17 @@ MAX_SIZE_LIMIT = 512 * 1024 * 1024
 _INTEGER_LIKE = re.compile(r"^-?\d+$")
 
 
+#: json.dumps(value, allow_nan=False, separators=(",", ":")), its encoder made once (speed
+#: only: json.dumps with arguments builds an encoder per call).
+_strict_json = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode_json(value: Any, name: str) -> str:
     """JSON text of ``value``, refusing what JSON cannot hold (NaN, infinity), lone
     surrogates, and nesting deeper than ``MAX_DATA_DEPTH``."""
     try:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+        text = _strict_json(value)
     except TypeError as exc:
         raise TypeError(f"{name} must be JSON-serialisable: {exc}") from None
     except ValueError as exc:
@@ -227,7 +233,7 @@ def build_job(
         "id": custom_id,
         "name": name,
         "data": data_json,
-        "opts": json.dumps(opts, separators=(",", ":")),
+        "opts": _compact_json(opts),
         "delay": delay_ms,
         "priority": priority,
         "lifo": lifo,
@@ -235,6 +241,28 @@ def build_job(
     if dedup is not None:
         spec["dedupId"], spec["dedupTtl"] = dedup["id"], dedup.get("ttl", 0)
     return spec
+
+
+#: The stored options of a job added with none (speed only: ``build_plain_job``).
+PLAIN_OPTS = {"attempts": 1, "delay": 0}
+PLAIN_OPTS_JSON = _compact_json(PLAIN_OPTS)
+
+
+def build_plain_job(name: Any, data: Any) -> dict[str, Any]:
+    """Speed only (skip it when learning): ``build_job(name, data)`` for a job with no
+    options, the usual add, without walking the defaults of every option."""
+    check_text(name, "name")
+    data_json = encode_json(data, "data")
+    check_size(data_json, None)
+    return {
+        "id": "",
+        "name": name,
+        "data": data_json,
+        "opts": PLAIN_OPTS_JSON,
+        "delay": 0,
+        "priority": 0,
+        "lifo": False,
+    }
 
 
 def check_size(data_json: str, size_limit: int | None) -> None:

@@ -13,7 +13,16 @@ from .connection import blocking_limit, check_cluster_prefix, resolve
 from .errors import JobFailedError, JobNotFoundError
 from .job import FINISHED_STATES, STATES, Job, _loads
 from .keys import LIST_STATES, RESERVED_JOB_IDS, QueueKeys
-from .options import MAX_COUNT, MAX_DELAY_MS, build_job, check_int, check_text
+from .options import (
+    MAX_COUNT,
+    MAX_DELAY_MS,
+    PLAIN_OPTS,
+    PLAIN_OPTS_JSON,
+    build_job,
+    build_plain_job,
+    check_int,
+    check_text,
+)
 from .schedule import check_repeat, next_run
 from .scripts import Scripts
 
@@ -63,6 +72,8 @@ def _check_states(states: tuple[str, ...] | list[str]) -> list[str]:
 
 def build_one(name: Any, data: Any, options: dict[str, Any]) -> dict[str, Any]:
     """``add``'s arguments checked and built for the addJob script (``options.build_job``)."""
+    if not options:
+        return build_plain_job(name, data)  # speed only: build_job(name, data)
     unknown = options.keys() - _ADD_OPTIONS
     if unknown:
         raise TypeError(f"unknown job option(s) {sorted(unknown)}; known: {sorted(_ADD_OPTIONS)}")
@@ -85,11 +96,13 @@ def _build_entry(index: int, entry: Any) -> dict[str, Any]:
 
 def job_as_added(job_id: str, spec: dict[str, Any], now: int, queue: Any = None) -> Job:
     """The Job an add created, from its built arguments (no read back)."""
+    opts = spec["opts"]
     return Job(
         id=job_id,
         name=spec["name"],
         data=_loads(spec["data"]),
-        opts=_loads(spec["opts"]),
+        # speed only: the options of a plain add are known, not decoded
+        opts=dict(PLAIN_OPTS) if opts == PLAIN_OPTS_JSON else _loads(opts),
         timestamp=now,
         delay=spec["delay"],
         priority=spec["priority"],

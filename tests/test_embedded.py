@@ -19,7 +19,7 @@ from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from minibull import Queue, embedded
-from minibull.connection import connect, resolve
+from minibull.connection import connect, connect_sync, resolve
 from minibull.scripts import Take
 
 SCRIPTS = [
@@ -109,6 +109,54 @@ async def test_the_embedded_default_uses_the_fast_runner(monkeypatch) -> None:
         assert await client.eval("return 7", 0) == 7
     finally:
         await client.aclose()
+
+
+def sync_outcome(client: fakeredis.FakeRedis, script: str, keys: list, args: list):
+    try:
+        return ("ok", client.eval(script, len(keys), *keys, *args))
+    except ResponseError as exc:
+        return ("error", str(exc))
+
+
+def test_the_sync_client_gives_the_same_answers_as_stock_fakeredis() -> None:
+    stock = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    server = fakeredis.FakeServer()
+    fast = embedded.embedded_sync_client(server)
+    stock.set("s", "text")
+    fast.set("s", "text")
+    try:
+        for script, keys, args in SCRIPTS:
+            for _ in range(2):  # compiled on the first run, reused on the second
+                expected = sync_outcome(stock, script, keys, args)
+                assert sync_outcome(fast, script, keys, args) == expected, script
+        assert sorted(fast.keys("*")) == sorted(stock.keys("*"))
+        compiled = server._minibull_compiled  # type: ignore[attr-defined]
+        assert len(compiled) == len({s for s, _k, _a in SCRIPTS if s != "return ("})
+    finally:
+        stock.close()
+        fast.close()
+
+
+async def test_the_embedded_sync_default_shares_the_compiled_scripts(monkeypatch) -> None:
+    # SyncQueue's client on the embedded default: the fast runner too, and one cache of
+    # compiled scripts with the async clients of the same server.
+    monkeypatch.delenv("MINIBULL_REDIS_URL", raising=False)
+    server = fakeredis.FakeServer()
+    sync_client = embedded.embedded_sync_client(server)
+    async_client = embedded.embedded_client(server)
+    try:
+        default = connect_sync()
+        assert issubclass(
+            default.connection_pool.connection_class, embedded.SyncScriptCachingConnection
+        )
+        default.close()
+        sha = sync_client.script_load("return ARGV[1] .. '!'")
+        assert sync_client.evalsha(sha, 0, "sync") == "sync!"
+        assert await async_client.evalsha(sha, 0, "async") == "async!"
+        assert list(server._minibull_compiled) == [sha.encode()]  # type: ignore[attr-defined]
+    finally:
+        sync_client.close()
+        await async_client.aclose()
 
 
 texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)

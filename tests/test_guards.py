@@ -42,6 +42,24 @@ async def test_add_job_refuses_a_reserved_id_and_writes_nothing(queue, job_id):
     assert await queue.get_job_state(job.id) == "waiting"
 
 
+async def test_add_job_refuses_every_reserved_id_and_only_those(queue):
+    # The script looks each custom id up in the text of the reserved ids (a plain find):
+    # every reserved id is refused, and ids that only contain them, or join two of them
+    # with the separator, are jobs like any other.
+    for job_id in sorted(RESERVED_JOB_IDS):
+        spec = build_job("bad", {})
+        spec["id"] = job_id
+        with pytest.raises(ValueError, match=f"job_id '{job_id}' is reserved"):
+            await queue.scripts.add_jobs(queue.clock.now(), [spec])
+    assert await keys_under(queue) == []
+    look_alikes = ["stalled stalled-check", "de delayed", "wai", "waits", "stalled-", " wait"]
+    for job_id in look_alikes:
+        spec = build_job("fine", {})
+        spec["id"] = job_id
+        assert await queue.scripts.add_jobs(queue.clock.now(), [spec]) == [(job_id, True)]
+    assert (await queue.get_job_counts("waiting"))["waiting"] == len(look_alikes)
+
+
 def test_the_reserved_ids_are_the_queue_keys():
     assert {"wait", "active", "meta", "events", "marker", "id", "repeat"} <= RESERVED_JOB_IDS
     assert not any(":" in name for name in RESERVED_JOB_IDS)

@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 
 import pytest
+from redis._parsers.encoders import Encoder
+from redis.connection import PythonRespSerializer
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.utils import HIREDIS_AVAILABLE
 
 import minibull
 import minibull.connection
-from minibull.connection import connect
+from minibull.connection import _OnePassPacking, connect, pack_flat
+from minibull.keys import QueueKeys
+from minibull.options import PLAIN_OPTS, PLAIN_OPTS_JSON, build_job, build_plain_job
+from minibull.scripts import add_job_args
 from tests.conftest import START_MS
 from tests.faultlab import PrivateRedis, private_servers, redis_server_version
 
@@ -160,3 +168,102 @@ async def test_a_hung_server_times_out_a_write_that_cannot_finish(server, monkey
         assert await client.ping()
     finally:
         await client.aclose()
+
+
+# -- commands packed in one pass (speed only) ------------------------------------------------
+
+PACKED_ARGS = [
+    ("EVALSHA", "0" * 40, 2, "bull:q:wait", "bull:q:meta", 1_700_000_000_000, "null"),
+    ("SET", "k", "ünïcödé ✓", "PX", 1500),
+    ("HSET", "h", "f", b"raw \x00 bytes", "n", -7, "x", 2.5),
+    ("GET", ""),
+]
+
+
+@pytest.mark.parametrize("args", PACKED_ARGS)
+def test_one_pass_packing_sends_what_redis_py_sends(args):
+    encoder = Encoder("utf-8", "strict", True)
+    reference = b"".join(PythonRespSerializer(6000, encoder.encode).pack(*args))
+    assert pack_flat(args, encoder, 6000) == [reference]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("SCRIPT LOAD", "return 1"), ("SET", "k", "x" * 6001), ("SET", "k", bytearray(b"x"))],
+)
+def test_one_pass_packing_leaves_split_names_and_big_or_odd_values_to_redis_py(args):
+    assert pack_flat(args, Encoder("utf-8", "strict", True), 6000) is None
+
+
+def test_one_pass_packing_refuses_what_redis_py_refuses():
+    with pytest.raises(DataError):
+        pack_flat(("SET", "k", True), Encoder("utf-8", "strict", True), 6000)
+
+
+async def test_clients_pack_in_one_pass_and_redis_reads_it(server):
+    # Both clients of connect()/connect_sync() talk to Redis through pack_flat (the sync one
+    # when hiredis is absent): values of every kind come back as sent, big ones too.
+    values = {"text": "ünïcödé ✓", "int": "-7", "big": "y" * 100_000}
+    client = connect(server.url)
+    sync_client = minibull.connection.connect_sync(server.url)
+    try:
+        await client.hset("h", mapping={"text": values["text"], "int": -7, "big": values["big"]})
+        assert await client.hgetall("h") == values
+        sync_client.hset("s", mapping={"text": values["text"], "int": -7, "big": values["big"]})
+        assert sync_client.hgetall("s") == values
+        assert issubclass(client.connection_pool.connection_class, _OnePassPacking)
+        packer = sync_client.connection_pool.connection_kwargs.get("command_packer")
+        assert HIREDIS_AVAILABLE or isinstance(packer, minibull.connection._FlatPacker)
+    finally:
+        await client.aclose()
+        sync_client.close()
+
+
+# -- a plain add (no options) skips the walk through every option's default (speed only) ----
+
+
+@pytest.mark.parametrize(
+    "data", [{"to": "ada"}, None, [1, 2.5, "ü"], "text", 0, {"deep": [[[{"a": True}]]]}]
+)
+def test_a_plain_job_is_built_as_build_job_builds_it(data):
+    assert build_plain_job("email", data) == build_job("email", data)
+    assert json.loads(PLAIN_OPTS_JSON) == PLAIN_OPTS
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("", {}), (3, {}), ("\ud800", {}), ("n", {"x": float("nan")}), ("n", object())],
+)
+def test_a_plain_job_refuses_what_build_job_refuses(name, data):
+    with pytest.raises((TypeError, ValueError)) as expected:
+        build_job(name, data)
+    with pytest.raises(type(expected.value), match=re.escape(str(expected.value))):
+        build_plain_job(name, data)
+
+
+async def test_a_plain_add_returns_and_stores_the_default_options(queue):
+    job = await queue.add("email", {"to": "ada"})
+    job.opts["attempts"] = 5  # the Job's options are its own, not a shared default
+    assert PLAIN_OPTS == {"attempts": 1, "delay": 0}
+    stored = await queue.get_job(job.id)
+    assert stored.opts == PLAIN_OPTS and stored.attempts == 1
+    again = await queue.add("email", {"to": "bob"})
+    assert again.opts == PLAIN_OPTS and again.opts is not PLAIN_OPTS
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        build_plain_job("email", {"to": "ada", "quote": 'say "hi" \\ ü ✓'}),
+        build_job("report", [1, None, 2.5], job_id="a b", priority=3, lifo=True, delay=2),
+        build_job("nightly", None, attempts=3, backoff=2.0, remove_on_complete=10),
+        build_job("once", "x", deduplication={"id": "k", "ttl": 5}),
+    ],
+)
+def test_one_job_is_sent_as_the_generic_encoder_writes_it(spec):
+    # addJob's ARGV[3] for one job is written field by field (speed only): the same text.
+    generic = json.dumps([spec], separators=(",", ":"))
+    assert add_job_args(QueueKeys("q", "bull"), 0, [spec])[1][2] == generic
+    assert add_job_args(QueueKeys("q", "bull"), 0, [spec, spec])[1][2] == generic[:-1] + (
+        "," + generic[1:]
+    )

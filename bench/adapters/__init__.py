@@ -6,6 +6,7 @@ treats all libraries alike:
 - ``BULK``: whether the library has a bulk enqueue; ``IN_PROCESS_CONCURRENCY``:
   whether one worker process can run several jobs at once.
 - ``Producer(url, queue, kind)`` with ``add_one(i)``, ``add_bulk(start, count)``, ``close()``.
+- ``SCENARIOS`` (optional): the only scenarios it takes part in (``minibull_sync``).
 - ``serve(url, queue, concurrency, kind, go)``: build a worker, call ``go()`` (which
   blocks until the driver says start), then run jobs until the process is stopped.
 
@@ -15,5 +16,5 @@ in asyncio libraries, ``time.sleep`` in thread-based ones) and call
 ``bench.probe.job_done()``.
 """
 
-LIBRARIES = ("minibull", "bullmq", "rq", "arq", "saq", "huey", "dramatiq")
+LIBRARIES = ("minibull", "minibull_sync", "bullmq", "rq", "arq", "saq", "huey", "dramatiq")
 IO_SECONDS = 0.01

@@ -31,14 +31,16 @@ local now = tonumber(ARGV[2])
 local jobs = cjson.decode(ARGV[3])
 
 -- A job's hash is prefix .. id, so an id such as "wait" would overwrite a queue key. minibull's
--- own guard (BullMQ has none): every job is checked before anything is written.
-local reserved = {}
-for name in string.gmatch(ARGV[5], "%S+") do
-  reserved[name] = true
-end
+-- own guard (BullMQ has none): every job is checked before anything is written. Only custom
+-- ids need it: one without a space is looked up as " id " in " <reserved ids> " (speed only:
+-- a plain find, where a table of the ids built on every call cost more than all the writes
+-- of an add; an id with a space names no reserved key).
+local reservedIds = " " .. ARGV[5] .. " "
 for _, job in ipairs(jobs) do
-  if reserved[job["id"]] then
-    return {-100, job["id"]}
+  local jobId = job["id"]
+  if jobId ~= "" and not string.find(jobId, " ", 1, true)
+     and string.find(reservedIds, " " .. jobId .. " ", 1, true) then
+    return {-100, jobId}
   end
 end
 
