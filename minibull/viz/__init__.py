@@ -7,7 +7,8 @@ it, with no global state (no pyplot), so a notebook cell shows it and a script
 saves it with ``fig.savefig(path)``.
 
 One module per picture family: ``base`` (units, colours, the notebook figure),
-``backoff`` (backoff timelines and retry storms), ``timeline`` (job timelines from the
+``backoff`` (backoff timelines and retry storms), ``requests`` (when each
+request was answered and its email delivered), ``timeline`` (job timelines from the
 events stream), ``depth`` (queue depth over a run).
 """
 
@@ -19,9 +20,11 @@ from .backoff import (
     plot_backoff_timeline,
     plot_retry_storm,
     simulate_retry_storm,
+    storm_is_up,
 )
 from .base import OUTCOME_COLOURS, OUTCOME_LABELS, UNITS, NotebookFigure, format_ms, time_unit
 from .depth import DepthSample, DepthSampler, Every, plot_queue_depth
+from .requests import RequestTimes, plot_request_timeline, request_times
 from .timeline import Span, attempt_spans, job_spans, plot_job_timeline, read_events, timeline_rows
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "DepthSampler",
     "Every",
     "NotebookFigure",
+    "RequestTimes",
     "RetryStorm",
     "Span",
     "attempt_spans",
@@ -43,9 +47,12 @@ __all__ = [
     "plot_backoff_timeline",
     "plot_job_timeline",
     "plot_queue_depth",
+    "plot_request_timeline",
     "plot_retry_storm",
     "read_events",
+    "request_times",
     "simulate_retry_storm",
+    "storm_is_up",
     "time_unit",
     "timeline_rows",
 ]
