@@ -8,8 +8,9 @@ saves it with ``fig.savefig(path)``.
 
 One module per picture family: ``base`` (units, colours, the notebook figure),
 ``backoff`` (backoff timelines and retry storms), ``requests`` (when each
-request was answered and its email delivered), ``timeline`` (job timelines from the
-events stream), ``depth`` (queue depth over a run).
+request was answered and its email delivered), ``schedule`` (a delayed job's promotion,
+a scheduler's runs on the wall clock), ``source`` (short source excerpts), ``timeline``
+(job timelines from the events stream), ``depth`` (queue depth over a run).
 """
 
 from .backoff import (
@@ -25,9 +26,29 @@ from .backoff import (
 from .base import OUTCOME_COLOURS, OUTCOME_LABELS, UNITS, NotebookFigure, format_ms, time_unit
 from .depth import DepthSample, DepthSampler, Every, plot_queue_depth
 from .requests import RequestTimes, plot_request_timeline, request_times
+from .schedule import (
+    PROMOTION_LANES,
+    LocalRun,
+    PromotionStep,
+    local_runs,
+    plot_promotion,
+    plot_schedule_week,
+    promotion_steps,
+)
+from .source import Excerpt, cut, excerpt
 from .timeline import Span, attempt_spans, job_spans, plot_job_timeline, read_events, timeline_rows
 
 __all__ = [
+    "excerpt",
+    "cut",
+    "Excerpt",
+    "promotion_steps",
+    "plot_schedule_week",
+    "plot_promotion",
+    "local_runs",
+    "PromotionStep",
+    "LocalRun",
+    "PROMOTION_LANES",
     "OUTCOME_COLOURS",
     "OUTCOME_LABELS",
     "UNITS",
