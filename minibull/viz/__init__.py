@@ -9,7 +9,8 @@ saves it with ``fig.savefig(path)``.
 One module per picture family: ``base`` (units, colours, the notebook figure),
 ``backoff`` (backoff timelines and retry storms), ``requests`` (when each
 request was answered and its email delivered), ``schedule`` (a delayed job's promotion,
-a scheduler's runs on the wall clock), ``source`` (short source excerpts), ``timeline``
+a scheduler's runs on the wall clock), ``source`` (short source excerpts), ``states`` (a job's
+life), ``timeline``
 (job timelines from the events stream), ``depth`` (queue depth over a run).
 """
 
@@ -36,9 +37,14 @@ from .schedule import (
     promotion_steps,
 )
 from .source import Excerpt, cut, excerpt
+from .states import JOB_STATE_PLACES, JOB_TRANSITIONS, Transition, plot_job_states
 from .timeline import Span, attempt_spans, job_spans, plot_job_timeline, read_events, timeline_rows
 
 __all__ = [
+    "plot_job_states",
+    "Transition",
+    "JOB_TRANSITIONS",
+    "JOB_STATE_PLACES",
     "excerpt",
     "cut",
     "Excerpt",
