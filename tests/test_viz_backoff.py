@@ -99,3 +99,12 @@ def test_the_figure_shades_the_seconds_it_was_down_and_says_log_scale(storms):
     suptitle = figure.get_suptitle()
     assert "200 ms" in suptitle and "at most 50 calls/s" in suptitle
     assert figure._repr_png_().startswith(b"\x89PNG")
+
+
+def test_attempts_at_the_same_moment_are_counted_on_the_timeline():
+    figure = viz.plot_backoff_timeline({"immediate": None, "fixed 1 s": 1}, attempts=6)
+    ax = figure.axes[0]
+    counts = {
+        t.get_gid(): t.get_text() for t in ax.texts if (t.get_gid() or "").startswith("count:")
+    }
+    assert counts == {"count:immediate:0": "×6"}  # six attempts, one dot: say so

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -107,6 +107,10 @@ def plot_backoff_timeline(
             ax.barh([y] * len(starts), row.run / scale, left=starts, height=0.3, color="#1b9e77")
         (marker,) = ax.plot(starts, [y] * len(starts), "o", color="#1b9e77", markersize=7)
         marker.set_gid(f"attempts:{row.label}")
+        for start, count in sorted(Counter(starts).items()):
+            if count > 1:  # attempts at the same moment: one dot would read as one attempt
+                text = ax.text(start, y + 0.12, f"×{count}", ha="center", va="top", fontsize=9)
+                text.set_gid(f"count:{row.label}:{start:g}")
         for number, (start, wait) in enumerate(zip(row.starts, row.waits, strict=False)):
             x0, x1 = (start + row.run) / scale, (start + row.run + wait) / scale
             ax.annotate(
