@@ -163,19 +163,26 @@ return false
         ),
     ],
     # -- 03 ---------------------------------------------------------------------------
-    "check_word_count": [
+    "check_make_processor": [
         (
-            "splits on single spaces: empty text is one word, and runs of spaces count",
+            "handlers[job.name]: the job fails, but its reason is a bare KeyError, 'rotate'",
             """
-async def word_count(job):
-    return {"words": len(job.data["text"].split(" "))}
+def make_processor(handlers):
+    async def process(job):
+        return await handlers[job.name](job)
+
+    return process
 """,
         ),
         (
-            "returns the bare number, not the dict the exercise asks for",
+            "handlers.get and no check: an unknown job completes with None, lost silently",
             """
-async def word_count(job):
-    return len(job.data["text"].split())
+def make_processor(handlers):
+    async def process(job):
+        handler = handlers.get(job.name)
+        return await handler(job) if handler else None
+
+    return process
 """,
         ),
     ],
