@@ -181,7 +181,8 @@ def test_retry_storms_are_reproducible_and_backoff_with_jitter_spreads_the_load(
     assert storms["jitter"] != viz.simulate_retry_storm(JITTERED, seed=2)
     for storm in storms.values():
         assert sum(storm.load) == len(storm.request_times)
-        assert sum(storm.served) == len(storm.served_times) == storm.clients == 100
+        # Served at most once per client (the capacity model may keep some from ever being).
+        assert sum(storm.served) == len(storm.served_times) <= storm.clients == 100
         assert storm.request_times == sorted(storm.request_times)
         # Never more served in a second than the dependency's capacity.
         assert max(storm.served) <= storm.capacity
@@ -211,7 +212,7 @@ def test_retry_storm_figure_draws_the_load():
         assert list(data.edges) == list(range(len(storm.load) + 1))
         assert list(by_gid(ax, "served")["served"].get_data().values) == storm.served
         assert ax.get_title("left").startswith(f"{storm.label}: {len(storm.request_times):,}")
-        assert ax.get_ylabel() == "requests/s"
+        assert ax.get_ylabel().startswith("requests/s")
     assert_readable(figure, "Retry storm: 100 clients", "time (s)")
 
 

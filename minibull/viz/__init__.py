@@ -7,8 +7,11 @@ it, with no global state (no pyplot), so a notebook cell shows it and a script
 saves it with ``fig.savefig(path)``.
 
 One module per picture family: ``base`` (units, colours, the notebook figure),
-``backoff`` (backoff timelines and retry storms), ``timeline`` (job timelines from the
-events stream), ``depth`` (queue depth over a run), ``metrics`` (jobs finished per minute).
+``backoff`` (backoff timelines and retry storms), ``requests`` (when each
+request was answered and its email delivered), ``schedule`` (a delayed job's promotion,
+a scheduler's runs on the wall clock), ``source`` (short source excerpts), ``states`` (a job's
+life), ``timeline`` (job timelines from the events stream), ``depth`` (queue depth over a
+run), ``metrics`` (jobs finished per minute).
 """
 
 from .backoff import (
@@ -19,13 +22,40 @@ from .backoff import (
     plot_backoff_timeline,
     plot_retry_storm,
     simulate_retry_storm,
+    storm_is_up,
 )
 from .base import OUTCOME_COLOURS, OUTCOME_LABELS, UNITS, NotebookFigure, format_ms, time_unit
 from .depth import DepthSample, DepthSampler, Every, plot_queue_depth
 from .metrics import metrics_minutes, plot_metrics
+from .requests import RequestTimes, plot_request_timeline, request_times
+from .schedule import (
+    PROMOTION_LANES,
+    LocalRun,
+    PromotionStep,
+    local_runs,
+    plot_promotion,
+    plot_schedule_week,
+    promotion_steps,
+)
+from .source import Excerpt, cut, excerpt
+from .states import JOB_STATE_PLACES, JOB_TRANSITIONS, Transition, plot_job_states
 from .timeline import Span, attempt_spans, job_spans, plot_job_timeline, read_events, timeline_rows
 
 __all__ = [
+    "plot_job_states",
+    "Transition",
+    "JOB_TRANSITIONS",
+    "JOB_STATE_PLACES",
+    "excerpt",
+    "cut",
+    "Excerpt",
+    "promotion_steps",
+    "plot_schedule_week",
+    "plot_promotion",
+    "local_runs",
+    "PromotionStep",
+    "LocalRun",
+    "PROMOTION_LANES",
     "OUTCOME_COLOURS",
     "OUTCOME_LABELS",
     "UNITS",
@@ -34,6 +64,7 @@ __all__ = [
     "DepthSampler",
     "Every",
     "NotebookFigure",
+    "RequestTimes",
     "RetryStorm",
     "Span",
     "attempt_spans",
@@ -46,9 +77,12 @@ __all__ = [
     "plot_job_timeline",
     "plot_metrics",
     "plot_queue_depth",
+    "plot_request_timeline",
     "plot_retry_storm",
     "read_events",
+    "request_times",
     "simulate_retry_storm",
+    "storm_is_up",
     "time_unit",
     "timeline_rows",
 ]

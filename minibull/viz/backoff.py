@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
@@ -107,6 +107,10 @@ def plot_backoff_timeline(
             ax.barh([y] * len(starts), row.run / scale, left=starts, height=0.3, color="#1b9e77")
         (marker,) = ax.plot(starts, [y] * len(starts), "o", color="#1b9e77", markersize=7)
         marker.set_gid(f"attempts:{row.label}")
+        for start, count in sorted(Counter(starts).items()):
+            if count > 1:  # attempts at the same moment: one dot would read as one attempt
+                text = ax.text(start, y + 0.12, f"×{count}", ha="center", va="top", fontsize=9)
+                text.set_gid(f"count:{row.label}:{start:g}")
         for number, (start, wait) in enumerate(zip(row.starts, row.waits, strict=False)):
             x0, x1 = (start + row.run) / scale, (start + row.run + wait) / scale
             ax.annotate(
@@ -145,7 +149,7 @@ def plot_backoff_timeline(
 
 @dataclass(frozen=True)
 class RetryStorm:
-    """The requests many clients sent to a dependency that was down, then came back."""
+    """The requests many clients sent to a dependency that was down, then could come back."""
 
     label: str
     request_times: list[int]  # ms, one per request, in time order
@@ -154,9 +158,11 @@ class RetryStorm:
     load: list[int]  # requests per bucket
     served: list[int]  # successful requests per bucket
     clients: int
-    recover_at: int  # ms: the dependency answers from here on
-    capacity: int | None  # requests per second it can serve once back (None: all)
+    recover_at: int  # ms: the outage ends here; from then on the dependency can serve
+    capacity: int | None  # requests per second it can serve (None: all, never overloaded)
     gave_up: int  # clients that ran out of attempts
+    latency: int = 0  # ms each call takes
+    down_seconds: list[int] = field(default_factory=list)  # whole seconds it served nothing
 
     @property
     def done_at(self) -> int | None:
@@ -164,6 +170,19 @@ class RetryStorm:
         if len(self.served_times) < self.clients:
             return None
         return self.served_times[-1] if self.served_times else 0
+
+
+def storm_is_up(second: int, recover_ms: int, load_before: int, capacity: int | None) -> bool:
+    """The capacity model: is the dependency up during this whole second?
+
+    Down during the outage (before ``recover_ms``). After it, up in a second only
+    if the second before brought at most ``capacity`` requests: an overloaded
+    service spends its time on requests it cannot finish, so it stays down while
+    the load stays above what it can serve, and comes back after one quiet second.
+    """
+    if second * 1000 < recover_ms:
+        return False
+    return capacity is None or load_before <= capacity
 
 
 def simulate_retry_storm(
@@ -185,8 +204,10 @@ def simulate_retry_storm(
     Each call takes ``latency`` s to fail; the client then waits what
     ``backoff_delay`` (the worker's formula) says and calls again, until it
     succeeds, runs out of ``attempts`` (None: never) or ``duration`` s have passed.
-    Once back, the dependency serves ``capacity`` calls per second (None: all) and
-    fails the rest. Clients start within ``start_spread`` s; all randomness comes
+    After the outage the dependency serves at most ``capacity`` calls a second
+    (None: all) and fails the rest, but only in a second that follows a second
+    with at most ``capacity`` calls (``storm_is_up``): retries that overload it
+    keep it down. Clients start within ``start_spread`` s; all randomness comes
     from ``seed``, so the same arguments give the same storm, on virtual time.
     """
     stored = normalize_backoff(backoff)
@@ -202,13 +223,16 @@ def simulate_retry_storm(
     heapq.heapify(calls)
     request_times: list[int] = []
     served_times: list[int] = []
+    load_per_second: dict[int, int] = defaultdict(int)
     served_per_second: dict[int, int] = defaultdict(int)
     gave_up = 0
     while calls and calls[0][0] <= end_ms:
         now, client, attempt = heapq.heappop(calls)
         request_times.append(now)
         second = now // 1000
-        if now >= recover_ms and (capacity is None or served_per_second[second] < capacity):
+        load_per_second[second] += 1
+        up = storm_is_up(second, recover_ms, load_per_second[second - 1], capacity)
+        if up and (capacity is None or served_per_second[second] < capacity):
             served_per_second[second] += 1
             served_times.append(now)
         elif attempts is not None and attempt >= attempts:
@@ -217,6 +241,11 @@ def simulate_retry_storm(
             wait = backoff_delay(stored, attempt, rngs[client]) or 0
             heapq.heappush(calls, (now + latency_ms + wait, client, attempt + 1))
     buckets = end_ms // bucket_ms + 1
+    down_seconds = [
+        second
+        for second in range(end_ms // 1000 + 1)
+        if not storm_is_up(second, recover_ms, load_per_second[second - 1], capacity)
+    ]
     return RetryStorm(
         label=label or describe_backoff(backoff),
         request_times=request_times,
@@ -228,6 +257,8 @@ def simulate_retry_storm(
         recover_at=recover_ms,
         capacity=capacity,
         gave_up=gave_up,
+        latency=latency_ms,
+        down_seconds=down_seconds,
     )
 
 
@@ -238,17 +269,35 @@ def _histogram(times: list[int], bucket_ms: int, buckets: int) -> list[int]:
     return counts
 
 
+def _runs(seconds: list[int]) -> list[tuple[int, int]]:
+    """Contiguous runs of whole seconds, as (first, last + 1)."""
+    runs: list[tuple[int, int]] = []
+    for second in seconds:
+        if runs and runs[-1][1] == second:
+            runs[-1] = (runs[-1][0], second + 1)
+        else:
+            runs.append((second, second + 1))
+    return runs
+
+
 def plot_retry_storm(storms: Sequence[RetryStorm], *, title: str | None = None) -> Figure:
-    """The load on the dependency over time, one panel per retry policy, on a shared scale."""
+    """The load on the dependency over time, one panel per retry policy, on a shared scale.
+
+    The y axis is logarithmic above 10 requests/s (and labelled so); shaded are the
+    seconds the dependency served nothing: its outage, then any second it was overloaded.
+    """
     if not storms:
         raise ValueError("storms must hold at least one RetryStorm")
-    figure = NotebookFigure(figsize=(10, 1.2 + 1.7 * len(storms)), layout="constrained")
+    figure = NotebookFigure(figsize=(10, 1.4 + 1.7 * len(storms)), layout="constrained")
     axes = figure.subplots(len(storms), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
     peak = max(1, max(max(storm.load) for storm in storms)) * 1000 / storms[0].bucket
+    end = len(storms[0].load) * storms[0].bucket / 1000
     for ax, storm in zip(axes, storms, strict=True):
         per_second = 1000 / storm.bucket
         edges = [i * storm.bucket / 1000 for i in range(len(storm.load) + 1)]
-        ax.axvspan(0, storm.recover_at / 1000, color="#d95f02", alpha=0.12, lw=0)
+        for first, last in _runs(storm.down_seconds):
+            span = ax.axvspan(first, min(last, end), color="#d95f02", alpha=0.15, lw=0)
+            span.set_gid("down")
         requests = ax.stairs([n * per_second for n in storm.load], edges, fill=True)
         requests.set(color="#7570b3", alpha=0.8, gid="load")
         served = ax.stairs([n * per_second for n in storm.served], edges, fill=True)
@@ -257,7 +306,7 @@ def plot_retry_storm(storms: Sequence[RetryStorm], *, title: str | None = None) 
             ax.axhline(storm.capacity, color="black", linestyle="--", linewidth=1)
         done = storm.done_at
         outcome = (
-            f"all {storm.clients} served at {done / 1000:.0f} s"
+            f"all {storm.clients} served by {done / 1000:.0f} s"
             if done is not None
             else f"{len(storm.served_times)} of {storm.clients} served"
         )
@@ -268,21 +317,25 @@ def plot_retry_storm(storms: Sequence[RetryStorm], *, title: str | None = None) 
         )
         ax.set_yscale("symlog", linthresh=10)
         ax.set_ylim(0, peak * 1.8)
-        ax.set_ylabel("requests/s")
+        ax.set_ylabel("requests/s\n(log scale)")
         ax.grid(axis="y", alpha=0.3)
     axes[-1].set_xlabel("time (s)")
-    axes[-1].set_xlim(0, len(storms[0].load) * storms[0].bucket / 1000)
+    axes[-1].set_xlim(0, end)
+    first = storms[0]
+    capacity = "all calls" if first.capacity is None else f"at most {first.capacity} calls/s"
     figure.suptitle(
         title
-        or f"Retry storm: {storms[0].clients} clients, a dependency down for "
-        f"{storms[0].recover_at / 1000:g} s"
+        or f"Retry storm: {first.clients} clients, a dependency down for "
+        f"{first.recover_at / 1000:g} s, then serving {capacity}\n"
+        f"(each failed call takes {format_ms(first.latency)}; a second with more calls "
+        "than capacity keeps it down for the next second)"
     )
     handles = [
-        Patch(color="#d95f02", alpha=0.12, label="dependency down"),
+        Patch(color="#d95f02", alpha=0.15, label="dependency down\n(outage or overload)"),
         Patch(color="#7570b3", alpha=0.8, label="requests (load)"),
         Patch(color="#1b9e77", label="requests served"),
     ]
-    if storms[0].capacity is not None:
+    if first.capacity is not None:
         handles.append(Line2D([], [], color="black", linestyle="--", label="capacity"))
     _legend_outside(axes[0], handles)
     return figure
