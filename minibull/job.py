@@ -172,9 +172,13 @@ class Job:
     async def wait_until_finished(self, timeout: float | None = None) -> Any:
         """Wait until the job completes and return its value; raise JobFailedError if it fails.
 
-        ``timeout`` is in real seconds (None: no limit); on timeout, ``TimeoutError``.
+        ``timeout`` is in real seconds (None: no limit); on timeout, ``TimeoutError`` (the
+        builtin one on every Python: 3.10's ``asyncio.wait_for`` raises its own).
         """
-        return await asyncio.wait_for(self._queue().wait_for_job(self.id), timeout)
+        try:
+            return await asyncio.wait_for(self._queue().wait_for_job(self.id), timeout)
+        except asyncio.TimeoutError as error:
+            raise TimeoutError(f"job {self.id} did not finish within {timeout} s") from error
 
     # -- changing a job (issue 16): BullMQ's promote, changeDelay, updateData, ... --------
 

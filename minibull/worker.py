@@ -142,6 +142,7 @@ class Worker:
         self._parked = False
         self._waiting_for_slot = False
         self._slot_holders: set[asyncio.Task[None]] = set()
+        self._left_to_stalled: set[asyncio.Task[None]] = set()  # holders that close() cancelled
         self._held_locks: dict[str, str] = {}  # job id -> lock token, renewed while running
         self._strategy_errors: list[Exception] = []
         self._drained = False  # the last fetch found nothing ("drained" was emitted)
@@ -461,6 +462,7 @@ class Worker:
         def release_slot(task: asyncio.Task[None]) -> None:
             assert self._slots is not None
             self._slot_holders.discard(task)
+            self._left_to_stalled.discard(task)
             self._slots.release()
 
         # Registered here, synchronously: close() waits for _slot_holders, so it also
@@ -521,6 +523,7 @@ class Worker:
             "jobs " + ", ".join(ids) if ids else "just fetched",
         )
         holders = set(self._slot_holders)
+        self._left_to_stalled |= holders
         for task in holders:
             task.cancel()
         await asyncio.wait(holders, timeout=1.0)
@@ -555,10 +558,11 @@ class Worker:
             self._strategy_errors.clear()
         return await self._finish(self._record_failure, job, token, *failure)
 
-    @staticmethod
-    def _being_cancelled() -> bool:
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() > 0
+    def _being_cancelled(self) -> bool:
+        """True in a job's task that close() cancelled (not the processor's own cancelled await).
+
+        Tracked by the worker, not with ``Task.cancelling()``, which Python 3.10 lacks."""
+        return asyncio.current_task() in self._left_to_stalled
 
     async def _plan_next_run(self, job: Job) -> None:
         """A scheduler's run was taken: add the job of its next run (as BullMQ's worker does).
