@@ -8,7 +8,8 @@ saves it with ``fig.savefig(path)``.
 
 One module per picture family: ``base`` (units, colours, the notebook figure),
 ``backoff`` (backoff timelines and retry storms), ``timeline`` (job timelines from the
-events stream), ``depth`` (queue depth over a run).
+events stream), ``depth`` (queue depth over a run), ``rates`` (job starts under a rate limit),
+``crash`` (a crash and its recovery, from the events stream).
 """
 
 from .backoff import (
@@ -22,6 +23,7 @@ from .backoff import (
 )
 from .base import OUTCOME_COLOURS, OUTCOME_LABELS, UNITS, NotebookFigure, format_ms, time_unit
 from .depth import DepthSample, DepthSampler, Every, plot_queue_depth
+from .rates import plot_start_histogram, starts_per_bin
 from .timeline import Span, attempt_spans, job_spans, plot_job_timeline, read_events, timeline_rows
 
 __all__ = [
@@ -44,8 +46,10 @@ __all__ = [
     "plot_job_timeline",
     "plot_queue_depth",
     "plot_retry_storm",
+    "plot_start_histogram",
     "read_events",
     "simulate_retry_storm",
+    "starts_per_bin",
     "time_unit",
     "timeline_rows",
 ]
