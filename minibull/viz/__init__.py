@@ -9,7 +9,7 @@ saves it with ``fig.savefig(path)``.
 One module per picture family: ``base`` (units, colours, the notebook figure),
 ``backoff`` (backoff timelines and retry storms), ``timeline`` (job timelines from the
 events stream), ``depth`` (queue depth over a run), ``rates`` (job starts under a rate limit),
-``crash`` (a crash and its recovery, from the events stream).
+``marks`` (an incident or a crash, with its moments marked).
 """
 
 from .backoff import (
@@ -23,6 +23,7 @@ from .backoff import (
 )
 from .base import OUTCOME_COLOURS, OUTCOME_LABELS, UNITS, NotebookFigure, format_ms, time_unit
 from .depth import DepthSample, DepthSampler, Every, plot_queue_depth
+from .marks import mark_positions, plot_crash_timeline, plot_incident
 from .rates import plot_start_histogram, starts_per_bin
 from .timeline import Span, attempt_spans, job_spans, plot_job_timeline, read_events, timeline_rows
 
@@ -42,7 +43,10 @@ __all__ = [
     "describe_backoff",
     "format_ms",
     "job_spans",
+    "mark_positions",
     "plot_backoff_timeline",
+    "plot_crash_timeline",
+    "plot_incident",
     "plot_job_timeline",
     "plot_queue_depth",
     "plot_retry_storm",
