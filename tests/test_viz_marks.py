@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.colors
 import pytest
 from matplotlib.patches import Rectangle
 
@@ -59,5 +60,10 @@ def test_a_crash_timeline_hatches_the_lost_attempt_up_to_the_last_mark():
     later = viz.plot_crash_timeline(spans, {**marks, "end": 6000}, worker_names=names)
     lost = [p for p in later.axes[0].patches if p.get_gid() == "1:1"][0]
     assert lost.get_width() == pytest.approx(5.0)
+    # A worker that was killed: its attempt ends at the kill, solid, in the stalled colour.
+    killed = viz.plot_crash_timeline(spans, marks, worker_names=names, ends={"wA": 1100})
+    bar = [p for p in killed.axes[0].patches if p.get_gid() == "1:1"][0]
+    assert bar.get_width() == pytest.approx(0.1) and bar.get_hatch() is None
+    assert matplotlib.colors.same_color(bar.get_facecolor(), viz.OUTCOME_COLOURS["stalled"])
     with pytest.raises(ValueError, match="no attempts"):
         viz.plot_crash_timeline([], marks)

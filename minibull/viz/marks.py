@@ -9,6 +9,7 @@ drawn as numbered dashed lines, with the labels in a key beside the plot.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -75,15 +76,24 @@ def plot_crash_timeline(
     marks: Mapping[str, float],
     *,
     worker_names: Mapping[str, str] | None = None,
+    ends: Mapping[str, float] | None = None,
     title: str | None = None,
 ) -> Figure:
     """A job timeline (see ``plot_job_timeline``), in seconds, with ``marks`` drawn.
 
     Attempts with no end in the events (stalled: the worker was killed or frozen) are
-    hatched up to the last mark or event, whichever is later.
+    hatched up to the last mark or event, whichever is later; ``ends`` (worker id -> epoch
+    ms) says when a worker stopped for good (killed), where its open attempts end instead.
     """
     if not spans:
         raise ValueError("no attempts to draw: run some jobs first (spans is empty)")
+    ends = ends or {}
+    spans = [
+        replace(span, end=int(ends[span.worker]))
+        if span.end is None and span.worker in ends
+        else span
+        for span in spans
+    ]
     t0 = min(span.start for span in spans)
     known = [s.end for s in spans if s.end is not None] + [s.start for s in spans]
     until = int(max([*known, *marks.values()]))
