@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from asyncio import CancelledError
 from collections.abc import Sequence
 from types import TracebackType
 from typing import IO, Any
@@ -348,7 +349,9 @@ def stop_all_on_interrupt() -> bool:
 
 
 def _stop_after_interrupt(result: Any) -> None:
-    if isinstance(getattr(result, "error_in_exec", None), KeyboardInterrupt):
+    # An interrupted cell ends in KeyboardInterrupt, or in CancelledError when it was
+    # awaiting at top level (ipykernel cancels the cell's task).
+    if isinstance(getattr(result, "error_in_exec", None), (KeyboardInterrupt, CancelledError)):
         stopped = stop_all(grace=2.0)
         if stopped:
             print(f"interrupted: stopped {len(stopped)} worker process(es) started by this kernel")
