@@ -9,7 +9,8 @@ saves it with ``fig.savefig(path)``.
 One module per picture family: ``base`` (units, colours, the notebook figure),
 ``backoff`` (backoff timelines and retry storms), ``timeline`` (job timelines from the
 events stream), ``depth`` (queue depth over a run), ``rates`` (job starts under a rate limit),
-``marks`` (an incident or a crash, with its moments marked).
+``marks`` (an incident or a crash, with its moments marked), ``duplicates``
+(duplicate requests and what each defence made of them).
 """
 
 from .backoff import (
@@ -23,6 +24,7 @@ from .backoff import (
 )
 from .base import OUTCOME_COLOURS, OUTCOME_LABELS, UNITS, NotebookFigure, format_ms, time_unit
 from .depth import DepthSample, DepthSampler, Every, plot_queue_depth
+from .duplicates import Request, plot_duplicates, requests_from_adds
 from .marks import mark_positions, plot_crash_timeline, plot_incident
 from .rates import plot_start_histogram, starts_per_bin
 from .timeline import Span, attempt_spans, job_spans, plot_job_timeline, read_events, timeline_rows
@@ -36,6 +38,7 @@ __all__ = [
     "DepthSampler",
     "Every",
     "NotebookFigure",
+    "Request",
     "RetryStorm",
     "Span",
     "attempt_spans",
@@ -46,12 +49,14 @@ __all__ = [
     "mark_positions",
     "plot_backoff_timeline",
     "plot_crash_timeline",
+    "plot_duplicates",
     "plot_incident",
     "plot_job_timeline",
     "plot_queue_depth",
     "plot_retry_storm",
     "plot_start_histogram",
     "read_events",
+    "requests_from_adds",
     "simulate_retry_storm",
     "starts_per_bin",
     "time_unit",
