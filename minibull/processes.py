@@ -349,12 +349,23 @@ def stop_all_on_interrupt() -> bool:
 
 
 def _stop_after_interrupt(result: Any) -> None:
-    # An interrupted cell ends in KeyboardInterrupt, or in CancelledError when it was
-    # awaiting at top level (ipykernel cancels the cell's task).
-    if isinstance(getattr(result, "error_in_exec", None), (KeyboardInterrupt, CancelledError)):
+    if _interrupted(getattr(result, "error_in_exec", None)):
         stopped = stop_all(grace=2.0)
         if stopped:
             print(f"interrupted: stopped {len(stopped)} worker process(es) started by this kernel")
+
+
+def _interrupted(error: BaseException | None) -> bool:
+    """Whether a cell's error comes from an interrupt: KeyboardInterrupt, or CancelledError
+    when it was awaiting at top level (ipykernel cancels the cell's task), possibly turned
+    into another error on the way (``asyncio.timeout`` raises TimeoutError from it)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (KeyboardInterrupt, CancelledError)):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def run_child(argv: Sequence[str]) -> int:

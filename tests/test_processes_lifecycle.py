@@ -116,3 +116,25 @@ def test_the_child_runs_the_minibull_worker_command(shared_redis_url, prefix):
         with open(f"/proc/{worker.pid}/cmdline", "rb") as cmdline:
             argv = cmdline.read().split(b"\0")
         assert argv[argv.index(str(os.getpid()).encode()) + 1 :][:2] == [b"worker", b"q"]
+
+
+def test_an_interrupt_is_recognised_through_the_errors_it_caused():
+    from asyncio import CancelledError
+
+    from minibull.processes import _interrupted
+
+    def raised_from(cause: BaseException) -> BaseException:
+        try:
+            try:
+                raise cause
+            except BaseException as exc:
+                raise TimeoutError("wrapped") from exc
+        except TimeoutError as wrapped:
+            return wrapped
+
+    assert _interrupted(KeyboardInterrupt())
+    assert _interrupted(CancelledError())
+    assert _interrupted(raised_from(CancelledError()))  # asyncio.timeout's way
+    assert not _interrupted(raised_from(ValueError("a bug in the cell")))
+    assert not _interrupted(ValueError("a bug in the cell"))
+    assert not _interrupted(None)
