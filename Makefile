@@ -18,14 +18,18 @@ endif
 # The notebooks folder, if there is one (pytest stops on a path that does not exist).
 NOTEBOOKS := $(wildcard notebooks)
 
-.PHONY: venv lab test lint clean bench
+.PHONY: venv lab test lint clean bench interop
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e '.[course,test,dev]'
+	$(BIN)/python -m pip install -e '.[course,test,dev,interop]'
 	touch $@
+
+# Notebook 10's BullMQ peer (BullMQ for Python) into a venv made before make venv had it.
+interop: $(STAMP)
+	$(BIN)/python -m pip install -e '.[interop]'
 
 # Opens notebook 00 with notebooks/ as the file browser's root; lab-settings/ makes Markdown
 # files (the learning path, notebooks/README.md) open rendered.

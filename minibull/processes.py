@@ -12,6 +12,8 @@ persisted. For more, run ``redis-server`` and set ``MINIBULL_REDIS_URL``.
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import hmac
 import ipaddress
 import os
@@ -20,6 +22,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from asyncio import CancelledError
+from collections.abc import Sequence
 from types import TracebackType
 from typing import IO, Any
 from urllib.parse import quote
@@ -192,11 +197,20 @@ class WorkerProcess:
         self._stopping = False
 
     def start(self) -> WorkerProcess:
+        """Start the process; it dies with this one (see ``run_child``) and ``stop_all`` stops it.
+
+        Start it from the thread that will outlive it (a notebook's cells run on the main
+        thread): on Linux the child is killed when the thread that started it ends.
+        """
         # An anonymous file (already unlinked): nothing is left behind in /tmp.
         self._log = tempfile.TemporaryFile(prefix="minibull-worker-")
+        # The same `minibull worker ...` command, through run_child, which ties the child's
+        # life to ours: a restarted kernel or a crashed test leaves no orphan behind.
+        launch = [sys.executable, "-c", _CHILD, str(os.getpid()), *self.command[3:]]
         self.process = subprocess.Popen(
-            self.command, stdout=self._log, stderr=subprocess.STDOUT, env=self.env
+            launch, stdout=self._log, stderr=subprocess.STDOUT, env=self.env
         )
+        _started.add(self)
         return self
 
     @property
@@ -224,6 +238,8 @@ class WorkerProcess:
         if self.process is not None and self.process.poll() is None and not self._stopping:
             self._stopping = True
             self.process.send_signal(signal.SIGTERM)
+            # A stopped process (SIGSTOP, Ctrl-Z) would hold the SIGTERM until resumed.
+            self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> int:
         """SIGKILL: die at once, mid-job (its jobs stall and are recovered elsewhere)."""
@@ -247,10 +263,12 @@ class WorkerProcess:
 
     def _close_log(self) -> None:
         """Once the process has exited: keep its output and close the file (which frees it)."""
-        if self._log is not None and self.process is not None and self.process.poll() is not None:
-            self._output = self.log()
-            self._log.close()
-            self._log = None
+        if self.process is not None and self.process.poll() is not None:
+            _started.discard(self)
+            if self._log is not None:
+                self._output = self.log()
+                self._log.close()
+                self._log = None
 
     def __enter__(self) -> WorkerProcess:
         return self.start()
@@ -274,3 +292,102 @@ def stop_workers(workers: list[WorkerProcess], timeout: float = 30) -> list[int]
     for worker in workers:
         worker.request_stop()
     return [worker.stop(timeout) for worker in workers]
+
+
+#: Every WorkerProcess this Python process started that has not been seen to exit.
+_started: set[WorkerProcess] = set()
+
+#: What a child runs: ``minibull worker ...`` under ``run_child`` (argv: our pid, then the command).
+_CHILD = "import sys; from minibull.processes import run_child; sys.exit(run_child(sys.argv[1:]))"
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def running_workers() -> list[WorkerProcess]:
+    """The worker processes started here that are still running (stopped ones included)."""
+    return [worker for worker in list(_started) if worker.running]
+
+
+def stop_all(grace: float = 5.0) -> list[int]:
+    """Stop every worker process started here: resume the stopped ones, SIGTERM, SIGKILL after
+    ``grace`` seconds. Returns the pids it found running. Safe to call at any time (a notebook's
+    reset cell, after an interrupt, at exit)."""
+    workers = running_workers()
+    for worker in workers:
+        worker.request_stop()  # SIGTERM + SIGCONT
+    deadline = time.monotonic() + grace
+    for worker in workers:
+        assert worker.process is not None
+        try:
+            worker.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.process.kill()  # SIGKILL ends a stopped process too
+            worker.process.wait()
+        worker._close_log()
+    return [worker.pid for worker in workers]
+
+
+atexit.register(stop_all, 2.0)
+
+
+def stop_all_on_interrupt() -> bool:
+    """In IPython (Jupyter): after a cell is interrupted, ``stop_all()``. Returns whether it is on.
+
+    An interrupted cell never reaches the line that stops its workers; this hook does. Once per
+    kernel (calling it again changes nothing).
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is in the course extra
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    if _stop_after_interrupt not in shell.events.callbacks["post_run_cell"]:
+        shell.events.register("post_run_cell", _stop_after_interrupt)
+    return True
+
+
+def _stop_after_interrupt(result: Any) -> None:
+    if _interrupted(getattr(result, "error_in_exec", None)):
+        stopped = stop_all(grace=2.0)
+        if stopped:
+            print(f"interrupted: stopped {len(stopped)} worker process(es) started by this kernel")
+
+
+def _interrupted(error: BaseException | None) -> bool:
+    """Whether a cell's error comes from an interrupt: KeyboardInterrupt, or CancelledError
+    when it was awaiting at top level (ipykernel cancels the cell's task), possibly turned
+    into another error on the way (``asyncio.timeout`` raises TimeoutError from it)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (KeyboardInterrupt, CancelledError)):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def run_child(argv: Sequence[str]) -> int:
+    """A worker process's entry point: ``argv`` is the parent's pid, then ``minibull``'s arguments.
+
+    The child dies with its parent: on Linux the kernel sends it SIGKILL when the parent ends
+    (``PR_SET_PDEATHSIG``, which reaches a stopped process too); elsewhere a thread checks the
+    parent every second. So a killed or restarted Jupyter kernel leaves no worker behind.
+    """
+    parent = int(argv[0])
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before we could ask
+        return 1
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    from .cli import main
+
+    return main(list(argv[1:]))
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGKILL)

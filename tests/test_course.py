@@ -136,3 +136,38 @@ def test_the_notebooks_readme_lists_every_notebook():
 def test_each_term_is_matched_somewhere_in_its_words(term):
     """The patterns themselves: each term's own name is matched by its prose pattern."""
     assert re.search(TERMS[term][0], f"## {term}", re.IGNORECASE)
+
+
+def guide_table(text: str) -> tuple[list[list[str]], list[str]]:
+    """The timings table of notebooks/INSTRUCTOR.md: its notebook rows and its total row."""
+    rows = [
+        [cell.strip().strip("*") for cell in line.strip().strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| notebook")
+    ]
+    total = next(row for row in rows if row[0] == "total")
+    return [row for row in rows if re.match(r"\d\d ", row[0])], total
+
+
+def table_problems(rows: list[list[str]], total: list[str]) -> list[str]:
+    """Where the guide's totals do not add up (each row, and the total row)."""
+    problems = []
+    number = lambda cell: int(cell.split()[0])  # noqa: E731 - "12 s", "40 min"
+    for row in rows:
+        if number(row[2]) + number(row[3]) != number(row[4]):
+            problems.append(f"{row[0]}: {row[2]} + {row[3]} != {row[4]}")
+    for column in (1, 2, 3, 4):
+        if sum(number(row[column]) for row in rows) != number(total[column]):
+            problems.append(f"column {column}: the rows do not add up to {total[column]}")
+    return problems
+
+
+def test_the_instructors_guide_covers_every_notebook_and_its_totals_add_up():
+    rows, total = guide_table((NOTEBOOKS / "INSTRUCTOR.md").read_text())
+    assert [row[0][:2] for row in rows] == [path.name[:2] for path in course_notebooks()]
+    assert table_problems(rows, total) == []
+    assert all(int(row[1].split()[0]) <= 15 for row in rows), "a notebook runs over 15 s"
+    # A wrong total is caught.
+    assert table_problems(rows, [*total[:2], "1 min", *total[3:]]) == [
+        "column 2: the rows do not add up to 1 min"
+    ]

@@ -7,11 +7,13 @@ it, with no global state (no pyplot), so a notebook cell shows it and a script
 saves it with ``fig.savefig(path)``.
 
 One module per picture family: ``base`` (units, colours, the notebook figure),
-``backoff`` (backoff timelines and retry storms), ``requests`` (when each
-request was answered and its email delivered), ``schedule`` (a delayed job's promotion,
-a scheduler's runs on the wall clock), ``source`` (short source excerpts), ``states`` (a job's
-life), ``timeline`` (job timelines from the events stream), ``depth`` (queue depth over a
-run), ``metrics`` (jobs finished per minute).
+``backoff`` (backoff timelines and retry storms), ``requests`` (when each request was
+answered and its email delivered), ``schedule`` (a delayed job's promotion, a scheduler's
+runs on the wall clock), ``source`` (short source excerpts), ``states`` (a job's life),
+``timeline`` (job timelines from the events stream), ``depth`` (queue depth over a run),
+``rates`` (job starts under a rate limit), ``marks`` (an incident or a crash, with its
+moments marked), ``duplicates`` (duplicate requests and what each defence made of them),
+``metrics`` (jobs finished per minute).
 """
 
 from .backoff import (
@@ -26,7 +28,10 @@ from .backoff import (
 )
 from .base import OUTCOME_COLOURS, OUTCOME_LABELS, UNITS, NotebookFigure, format_ms, time_unit
 from .depth import DepthSample, DepthSampler, Every, plot_queue_depth
+from .duplicates import Request, plot_duplicates, requests_from_adds
+from .marks import mark_positions, plot_crash_timeline, plot_incident
 from .metrics import metrics_minutes, plot_metrics
+from .rates import plot_start_histogram, starts_per_bin
 from .requests import RequestTimes, plot_request_timeline, request_times
 from .schedule import (
     PROMOTION_LANES,
@@ -65,6 +70,7 @@ __all__ = [
     "Every",
     "NotebookFigure",
     "RequestTimes",
+    "Request",
     "RetryStorm",
     "Span",
     "attempt_spans",
@@ -73,16 +79,23 @@ __all__ = [
     "format_ms",
     "job_spans",
     "metrics_minutes",
+    "mark_positions",
     "plot_backoff_timeline",
+    "plot_crash_timeline",
+    "plot_duplicates",
+    "plot_incident",
     "plot_job_timeline",
     "plot_metrics",
     "plot_queue_depth",
     "plot_request_timeline",
     "plot_retry_storm",
+    "plot_start_histogram",
     "read_events",
     "request_times",
     "simulate_retry_storm",
     "storm_is_up",
+    "requests_from_adds",
+    "starts_per_bin",
     "time_unit",
     "timeline_rows",
 ]

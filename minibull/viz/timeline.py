@@ -131,6 +131,8 @@ def plot_job_timeline(
     until: int | None = None,
     title: str | None = None,
     label_jobs: bool | None = None,
+    worker_names: Mapping[str, str] | None = None,
+    duration_ms: int | None = None,
 ) -> Figure:
     """A Gantt chart: one row per worker slot, one bar per attempt, coloured by outcome.
 
@@ -138,12 +140,16 @@ def plot_job_timeline(
     (running, stalled) reach ``until`` (epoch ms; default: the last time seen) and are
     hatched; attempts that took no time (virtual clock) are drawn as ticks.
     Job ids are written in the bars when ``label_jobs`` (default: up to 40 attempts).
+    Rows are labelled ``worker_names[worker id]`` (default: the id's first 6 characters);
+    ``duration_ms`` fixes the axis to that many ms after the first start, so that several
+    timelines can be compared on one scale.
     """
     if not spans:
         raise ValueError("no attempts to draw: run some jobs first (spans is empty)")
     t0 = min(span.start for span in spans)
     known = [span.end for span in spans if span.end is not None] + [s.start for s in spans]
-    until = until if until is not None else max(known)
+    if until is None:
+        until = t0 + duration_ms if duration_ms is not None else max(known)
     unit = _unit(unit, max(until - t0, 1))
     scale = UNITS[unit]
     rows = timeline_rows(spans)
@@ -174,10 +180,12 @@ def plot_job_timeline(
             labels.append((text, left, left + width))
     names = {}
     for worker, _lane in rows:
-        names.setdefault(worker, worker[:6] or "?")
+        names.setdefault(worker, (worker_names or {}).get(worker) or worker[:6] or "?")
     ax.set_yticks(range(len(rows)), [f"{names[w]} / {lane + 1}" for w, lane in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_ylabel("worker id / slot")
+    if duration_ms is not None:
+        ax.set_xlim(0, duration_ms / scale)
+    ax.set_ylabel("worker / slot" if worker_names else "worker id / slot")
     ax.set_xlabel(f"time since the first attempt started ({unit})")
     ax.set_title(
         title

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -368,47 +369,131 @@ command. D: decoded by the client's job reader from HGETALL (field tables only).
 BullMQ for Python ({python}), the official port.
 """
 
-NOTES = """\
-## Differences, each pinned by a test
 
-- **Event fields** (tests/interop/test_events.py; the lists above the table are generated):
-  minibull adds `ts` (its clock's now, which may be virtual, so stream ids cannot date
-  events), `worker` on active, and `prev` on a retry's delayed event. BullMQ's QueueEvents
-  pass them through; nothing reads them.
-- **`pb`** (test_differences.py::test_processed_by): minibull stores its worker id on every
-  job it takes; Node stores the worker's `name` only if it has one; the Python port never.
-- **Stalled events** (test_stalled_event_order): minibull emits `stalled` then `waiting`;
-  BullMQ `waiting` then `stalled`, in the same script call.
-- **Default attempts** (test_default_attempts): minibull stores `attempts: 1`, BullMQ
-  `attempts: 0`; both mean one run.
-- **Backoff jitter** (test_backoff_jitter): minibull and Node draw a wait in [d(1-j), d];
-  the Python port ignores `jitter`.
-- **Delayed jobs on the Python port** (test_delayed_job_punctuality): its worker rounds
-  blocking timeouts up to whole seconds, so delayed jobs and backoff retries start up to
-  ~1 s late; minibull's and Node's start within milliseconds.
-- **Rate limits and global concurrency** (test_worker_rate_limiter,
-  test_global_limits_set_by_one_side_bind_the_other): honoured by all three workers,
-  whichever side set them (the Python port's worker limiter works in 3.4).
-- **Private wake-up keys** (test_minibull_wakeup_keys_are_private_and_leave_nothing):
-  minibull's worker also blocks on `wakeup:<worker id>`; it is empty at rest and gone after
-  close, and BullMQ never touches it.
-- **Writes BullMQ does and minibull does not** (this table): BullMQ's scripts create
-  `meta` `opts.maxLenEvents` on first use (minibull only reads it), and trim the events
-  stream in their own call.
-- **Deduplication** (tests/interop/test_deduplication.py): an id held by one side holds
-  for the other. minibull's `Job.opts` shows the stored `de`, BullMQ's getters decode it
-  to `deduplication`. minibull's `deduplicated` event lacks `deduplicatedJobId` (a core
-  bug, test_the_deduplicated_event fails until it is fixed).
-- **Job schedulers** (tests/interop/test_schedulers.py): a BullMQ scheduler is advanced
-  run by run by minibull's workers (every and cron). A minibull scheduler is not advanced
-  by BullMQ's workers (core bug, those tests fail until fixed): BullMQ's worker plans the
-  next run from the taken job's `opts.repeat`, which minibull's run jobs lack (Node's
-  worker then drops the job, which stalls; the Python port runs it and plans nothing).
-  minibull writes no `offset`, which BullMQ's worker aligns to when it catches up after a
-  late run; and minibull reads a six-field cron pattern's seconds last, BullMQ first.
-  The job of a scheduler's run has the id `repeat:<scheduler id>:<millis>` (counted as
-  `<id>` in these tables) and `rjk` = the scheduler id, in all three.
-"""
+@dataclass(frozen=True)
+class Difference:
+    """One item of the map's "Differences" list, and the interop tests that prove it.
+
+    ``tests`` are ``"<module>::<test function>"`` in tests/interop/; a test that disappears,
+    or is marked xfail or skip, fails tests/interop/test_differences_list.py (no Redis
+    needed), and the proving test itself fails when the behaviour changes. Notebook 10
+    renders this list from docs/bullmq-map.md.
+    """
+
+    title: str
+    tests: tuple[str, ...]
+    text: str
+
+    def render(self) -> str:
+        modules: dict[str, list[str]] = {}
+        for test in self.tests:
+            module, name = test.split("::")
+            modules.setdefault(module, []).append(name)
+        where = "; ".join(f"{module}: {', '.join(names)}" for module, names in modules.items())
+        body = f"- **{self.title}** ({where}): {' '.join(self.text.split())}"
+        return textwrap.fill(body, 92, subsequent_indent="  ", break_on_hyphens=False)
+
+
+DIFFERENCES = [
+    Difference(
+        "Event fields",
+        ("test_events.py::test_both_queue_events_read_the_same_story",),
+        """minibull adds `ts` (its clock's now, which may be virtual, so stream ids cannot date
+        events), `worker` on active, and `prev` on a retry's delayed event (the lists above
+        the events table are generated). BullMQ's QueueEvents pass them through; nothing
+        reads them.""",
+    ),
+    Difference(
+        "`pb`",
+        ("test_differences.py::test_processed_by",),
+        """minibull stores its worker id on every job it takes; Node stores the worker's
+        `name` only if it has one; the Python port never.""",
+    ),
+    Difference(
+        "Stalled events",
+        ("test_differences.py::test_stalled_event_order",),
+        """minibull emits `stalled` then `waiting`; BullMQ `waiting` then `stalled`, in the
+        same script call.""",
+    ),
+    Difference(
+        "Stalled jobs cross",
+        (
+            "test_stalled.py::test_a_killed_workers_job_is_recovered_by_the_other_side",
+            "test_stalled.py::test_a_job_stalled_too_often_is_failed_by_the_other_side",
+        ),
+        """a job whose worker was killed mid-job (SIGKILL) is recovered by the other side's
+        stalled sweep, in both directions, and ends with the same counters on both
+        (attemptsStarted 2, attemptsMade 1, stalledCounter 1); a job stalled more than
+        `maxStalledCount` times is failed by the other side.""",
+    ),
+    Difference(
+        "Default attempts",
+        ("test_differences.py::test_default_attempts",),
+        """minibull stores `attempts: 1`, BullMQ `attempts: 0`; both mean one run.""",
+    ),
+    Difference(
+        "Backoff jitter",
+        ("test_differences.py::test_backoff_jitter",),
+        """minibull and Node draw a wait in [d(1-j), d]; the Python port ignores `jitter`.""",
+    ),
+    Difference(
+        "Delayed jobs on the Python port",
+        ("test_differences.py::test_delayed_job_punctuality",),
+        """its worker rounds blocking timeouts up to whole seconds, so delayed jobs and
+        backoff retries start up to ~1 s late; minibull's and Node's start within
+        milliseconds.""",
+    ),
+    Difference(
+        "Rate limits and global concurrency",
+        (
+            "test_differences.py::test_worker_rate_limiter",
+            "test_differences.py::test_global_limits_set_by_one_side_bind_the_other",
+        ),
+        """honoured by all three workers, whichever side set them (the Python port's worker
+        limiter works in 3.4).""",
+    ),
+    Difference(
+        "Private wake-up keys",
+        ("test_differences.py::test_minibull_wakeup_keys_are_private_and_leave_nothing",),
+        """minibull's worker also blocks on `wakeup:<worker id>`; it is empty at rest and
+        gone after close, and BullMQ never touches it.""",
+    ),
+    Difference(
+        "Writes BullMQ does and minibull does not",
+        ("test_bullmq_map.py::test_the_map_in_docs_is_current",),
+        """BullMQ's scripts create `meta` `opts.maxLenEvents` on first use (minibull only
+        reads it), and trim the events stream in their own call (the tables above).""",
+    ),
+    Difference(
+        "Deduplication",
+        (
+            "test_deduplication.py::test_a_deduplication_id_holds_across_sides",
+            "test_deduplication.py::test_the_deduplicated_event",
+        ),
+        """an id held by one side holds for the other, and both emit the same `deduplicated`
+        event (`jobId` kept, `deduplicationId`, and `deduplicatedJobId`, the id the
+        ignored add would have had). minibull's `Job.opts` shows the stored `de`, BullMQ's
+        getters decode it to `deduplication`.""",
+    ),
+    Difference(
+        "Job schedulers",
+        (
+            "test_schedulers.py::test_the_other_sides_worker_advances_a_scheduler",
+            "test_schedulers.py::test_run_jobs_carry_the_repeat_options_bullmq_workers_read",
+            "test_schedulers.py::test_scheduler_hash_fields",
+            "test_schedulers.py::test_a_mixed_fleet_runs_each_run_once",
+            "test_schedulers.py::test_six_field_pattern",
+        ),
+        """a scheduler made by either side is advanced run by run by the other side's worker
+        (every and cron): each run's job carries `opts.repeat`, which BullMQ's worker plans
+        the next run from; both write the hash's `offset`; a mixed fleet runs each run
+        once; and all three read a six-field cron pattern's first field as seconds. The job
+        of a scheduler's run has the id `repeat:<scheduler id>:<millis>` (counted as `<id>`
+        in these tables) and `rjk` = the scheduler id, in all three.""",
+    ),
+]
+
+NOTES = "\n".join(["## Differences, each pinned by a test", "", *(d.render() for d in DIFFERENCES)])
 
 
 def _cell(marks: set[str] | None) -> str:

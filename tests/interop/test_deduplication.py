@@ -52,10 +52,8 @@ async def test_a_deduplication_id_holds_across_sides(
 @pytest.mark.parametrize("adder", ["minibull", "bullmq"])
 async def test_the_deduplicated_event(adder, open_peer: OpenPeer, bullmq_kind: str):
     """BullMQ's ``deduplicated`` event names the job kept (``jobId``), the deduplication
-    id, and the id the ignored add would have had (``deduplicatedJobId``).
-
-    Fails for minibull (core bug, see the report of issue 7): its addJob script emits
-    ``deduplicated`` without ``deduplicatedJobId``.
+    id, and the id the ignored add would have had (``deduplicatedJobId``); minibull's
+    addJob emits the same fields (it once left out ``deduplicatedJobId``).
     """
     minibull_peer = await open_peer("minibull")
     assert isinstance(minibull_peer, MinibullPeer)

@@ -8,25 +8,17 @@ half second, or the cron pattern ``* * * * * *``) and checks what the other side
 did: which runs it took (their ids), that each ran once, the ``ic`` count, the zset
 score and the pending job of the next run.
 
-Found (see also docs/bullmq-map.md):
+Found (see also docs/bullmq-map.md, whose "Job schedulers" item these tests prove):
 
-- BullMQ -> minibull works: minibull's worker advances a BullMQ scheduler run by run.
-- minibull -> BullMQ does not, yet (core bug; the tests below fail until it is fixed):
-  BullMQ's worker advances a scheduler from the *taken job's* ``opts.repeat`` (Node's
-  ``upsertJobScheduler(job.repeatJobKey, job.opts.repeat, ...)``; for a cron pattern the
-  next time is computed from ``opts.repeat.pattern``), and minibull's run jobs store only
-  the template options. Node's worker then throws ``Cannot destructure property 'every'
-  of 'repeatOpts'`` and drops the job it just moved to active (it never runs; it stalls);
-  the Python port runs it but plans nothing (``Either .pattern or .every options must be
-  defined``). Either way the scheduler stops after its first run.
-- Six-field cron patterns: BullMQ reads the seconds field first (cron-parser, and the
-  Python port's ``croniter(..., second_at_beginning=True)``); minibull's croniter reads
-  it last, so ``*/2 * * * * *`` is "every 2 s" to BullMQ and "every second of every
-  even minute" to minibull (core bug; test_six_field_pattern fails until fixed).
-- ``offset``: BullMQ stores the phase of an ``every`` schedule's slots in the hash and
-  aligns to it when a late run makes it catch up; minibull does not store it, so a
-  BullMQ worker that runs late moves a minibull scheduler to slots at multiples of
-  ``every`` (core bug; test_scheduler_hash_fields fails until fixed).
+- BullMQ -> minibull: minibull's worker advances a BullMQ scheduler run by run.
+- minibull -> BullMQ: BullMQ's worker advances a scheduler from the *taken job's*
+  ``opts.repeat`` (Node's ``upsertJobScheduler(job.repeatJobKey, job.opts.repeat, ...)``),
+  which minibull's run jobs carry, as BullMQ's do (once they did not, and the scheduler
+  stopped after its first run).
+- Six-field cron patterns: all three read the first field as seconds (cron-parser, and
+  croniter with ``second_at_beginning=True``), so ``*/2 * * * * *`` is every 2 s.
+- ``offset``: both store the phase of an ``every`` schedule's slots in the hash, which
+  BullMQ's worker aligns to when a late run makes it catch up.
 """
 
 from __future__ import annotations
@@ -163,8 +155,8 @@ async def test_scheduler_hash_fields(creator: str, open_peer: OpenPeer, bullmq_k
     """Both write the same hash, ``offset`` included: the phase of an ``every`` schedule's
     slots (first run mod every). minibull's worker needs none (previous + every keeps
     the phase), but BullMQ's, catching up after a late run, aligns the next slot to
-    ``offset`` (0 if missing): without it, a minibull scheduler moves off its slots
-    (core bug). BullMQ leaves out empty data; minibull keeps it, and its opts defaults."""
+    ``offset`` (0 if missing): without it, a minibull scheduler would move off its
+    slots. BullMQ leaves out empty data; minibull keeps it, and its opts defaults."""
     minibull_peer, sides = await both(open_peer, bullmq_kind)
     first = await sides[creator].upsert_job_scheduler(
         SID, {"every": 60_000, "limit": 5}, "tick", {}, {"attempts": 2}
