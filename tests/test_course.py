@@ -171,3 +171,29 @@ def test_the_instructors_guide_covers_every_notebook_and_its_totals_add_up():
     assert table_problems(rows, [*total[:2], "1 min", *total[3:]]) == [
         "column 2: the rows do not add up to 1 min"
     ]
+
+
+#: Calls that delete a lesson's package queue (the one its workers hold jobs of).
+DELETES_THE_LESSONS_QUEUE = re.compile(r"forget_everything\(|\.obliterate\(")
+
+
+def check_functions(path: Path) -> dict[str, str]:
+    """The ``check_*`` functions of a notebook's code cells: name -> source."""
+    found = {}
+    for cell in cells(path):
+        text = source(cell)
+        if cell["cell_type"] == "code":
+            for match in re.finditer(r"async def (check_\w+)\(.*?(?=\n\S|\Z)", text, re.S):
+                found[match[1]] = match[0]
+    return found
+
+
+def test_notebook_02s_checks_leave_the_lessons_queue_alone():
+    """A learner who runs a check early (while §7's worker holds a job of the package queue)
+    must not lose that job: 02's checks delete only the hand-made queue's keys (nb02:...)."""
+    checks = check_functions(NOTEBOOKS / "02_a_queue_is_a_list.ipynb")
+    assert len(checks) >= 3, "02's exercise checks were not found"
+    deleting = sorted(
+        name for name, text in checks.items() if DELETES_THE_LESSONS_QUEUE.search(text)
+    )
+    assert not deleting, f"these checks delete the lesson's package queue: {deleting}"
