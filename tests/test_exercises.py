@@ -1,4 +1,4 @@
-"""Every exercise check of notebooks 01-05 accepts its worked solution and rejects at
+"""Every exercise check of notebooks 00-05 accepts its worked solution and rejects at
 least two plausible wrong answers, each listed here with why it is wrong.
 
 The checks are run inside the solutions notebook (the lesson's check cells are the same
@@ -18,13 +18,41 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSONS = sorted((ROOT / "notebooks").glob("0[1-5]_*.ipynb"))
+LESSONS = sorted((ROOT / "notebooks").glob("0[0-5]_*.ipynb"))
 CHECK = re.compile(r"async def (check_\w+)\(")
 PASSED = re.compile(r"^(Exercise \d+: )?(ok\b|✓)")
 FAILED = re.compile(r"^(Exercise \d+: )?(not yet|not answered|✗)")
 
 # check name -> [(why the answer is wrong, the wrong answer's code)], two or more each.
 WRONG: dict[str, list[tuple[str, str]]] = {
+    # -- 00 ---------------------------------------------------------------------------
+    "check_add_sms": [
+        (
+            "a backoff but no attempts: attempts defaults to 1, so the first failure is final",
+            """
+async def add_sms(queue, phone):
+    return await queue.add(
+        "send-sms", {"to": phone}, delay=timedelta(hours=2), backoff={"type": "fixed", "delay": 600}
+    )
+""",
+        ),
+        (
+            "two attempts and no backoff: the retry runs at once, not 10 minutes later",
+            """
+async def add_sms(queue, phone):
+    return await queue.add("send-sms", {"to": phone}, delay=timedelta(hours=2), attempts=2)
+""",
+        ),
+        (
+            "units: a number is seconds, so delay=2 sends after 2 s, the retry 10 s later",
+            """
+async def add_sms(queue, phone):
+    return await queue.add(
+        "send-sms", {"to": phone}, delay=2, attempts=2, backoff={"type": "fixed", "delay": 10}
+    )
+""",
+        ),
+    ],
     # -- 01 ---------------------------------------------------------------------------
     "check_signup_status": [
         (
