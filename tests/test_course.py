@@ -197,3 +197,16 @@ def test_notebook_02s_checks_leave_the_lessons_queue_alone():
         name for name, text in checks.items() if DELETES_THE_LESSONS_QUEUE.search(text)
     )
     assert not deleting, f"these checks delete the lesson's package queue: {deleting}"
+
+
+#: A check's message that hands over the answer: "expected <the values>".
+SPOILER = re.compile(r"expected \{|expected \[|expected \w+ \{")
+
+
+@pytest.mark.parametrize(
+    "path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name[:2]
+)
+def test_exercise_checks_do_not_print_the_expected_answer(path):
+    """A wrong answer is told what is wrong, never shown the values that would pass."""
+    spoiling = sorted(name for name, text in check_functions(path).items() if SPOILER.search(text))
+    assert not spoiling, f"these checks print the expected answer: {spoiling}"
