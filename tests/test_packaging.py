@@ -186,6 +186,7 @@ FAKEREDIS_PRIVATE_MODULES = {
     "fakeredis.commands_mixins": "2.26",
     "fakeredis._socket": "2.39",
     "fakeredis._clients._async": "2.39",
+    "fakeredis._clients._sync": "2.39",
     "fakeredis._clients._tcp_server": "2.39",
 }
 
