@@ -124,6 +124,44 @@ async def test_the_kept_edit_runs_after_a_final_failure_too(queue, make_worker, 
     assert [j.id for j in await queue.get_jobs("completed")] == ["2"]
 
 
+async def test_removing_the_job_drops_the_edit_kept_for_after_it(queue, make_worker, clock):
+    # As BullMQ's removeDeduplicationKeyIfNeededOnRemoval: else the edit would run after
+    # whichever job takes the id next.
+    gate = Gate()
+
+    async def fail(job: minibull.Job) -> None:
+        await gate(job)
+        raise RuntimeError("boom")
+
+    make_worker(fail)
+    job = await queue.add(
+        "save", {"v": 1}, deduplication=KEEP, attempts=2, backoff={"type": "fixed", "delay": 60}
+    )
+    await wait_for(gate.started.is_set)
+    await queue.add("save", {"v": 2}, deduplication=KEEP)
+    gate.release.set()
+    await wait_for(lambda: _state_is(queue, "1", "delayed"))  # its retry waits a minute
+    assert await queue.redis.exists(queue.keys.deduplication_next("doc-7")) == 1
+    await job.remove()
+    assert await queue.redis.exists(queue.keys.deduplication_next("doc-7")) == 0
+    assert await held_by(queue, "doc-7") is None
+
+
+async def test_a_kept_edit_whose_id_was_taken_meanwhile_gets_a_new_one(queue, make_worker, clock):
+    # minibull's own guard: BullMQ would write the kept add over job "mine" and list it twice.
+    gate = Gate()
+    make_worker(gate)
+    await queue.add("save", {"v": 1}, deduplication=KEEP)
+    await wait_for(gate.started.is_set)
+    await queue.add("save", {"v": 2}, deduplication=KEEP, job_id="mine")
+    await queue.add("other", {"mine": True}, job_id="mine")
+    gate.release.set()
+    await clock.settle()
+    assert gate.ran == [{"v": 1}, {"mine": True}, {"v": 2}]
+    assert (await queue.get_job("mine")).data == {"mine": True}
+    assert (await queue.get_job("4")).data == {"v": 2}  # the counter: every add took one
+
+
 async def test_the_kept_edit_keeps_its_delay_and_priority(queue, make_worker, clock):
     gate = Gate()
     make_worker(gate)

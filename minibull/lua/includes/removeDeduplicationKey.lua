@@ -12,6 +12,12 @@ local function removeDeduplicationKeyOf(dedupPrefix, dedupId, jobId)
   end
 end
 
+-- A removed job also takes the add kept for after it (keepLastIfActive's "dn:<id>", next
+-- to "de:<id>"), as BullMQ's removeDeduplicationKeyIfNeededOnRemoval.
 local function removeDeduplicationKey(dedupPrefix, jobKey, jobId)
-  removeDeduplicationKeyOf(dedupPrefix, rcall("HGET", jobKey, "deid"), jobId)
+  local dedupId = rcall("HGET", jobKey, "deid")
+  if dedupId and rcall("GET", dedupPrefix .. dedupId) == jobId then
+    rcall("DEL", string.sub(dedupPrefix, 1, -4) .. "dn:" .. dedupId)
+  end
+  removeDeduplicationKeyOf(dedupPrefix, dedupId, jobId)
 end

@@ -2,7 +2,7 @@
   When a job ends (completed, or failed for good), adds the job that an add with
   keepLastIfActive left in "dn:<id>" while it ran (BullMQ's
   includes/requeueDeduplicatedJob.lua): with that add's id ("jid"; the id counter
-  is taken as well, as BullMQ), its name, data and options, delayed, prioritized or
+  is taken as well, as BullMQ; its value is the id if a job has taken "jid" since), its name, data and options, delayed, prioritized or
   waiting as they say; it then holds "de:<id>". ready: the queue keys of moveToFinished.
   Events: added, then waiting or delayed.
 ]]
@@ -23,7 +23,12 @@ local function requeueDeduplicatedJob(prefix, dedupPrefix, dedupId, ready, now)
     return
   end
   local counter = tostring(rcall("INCR", prefix .. "id"))
-  local jobId = stored[4] or counter
+  -- minibull's own guard (BullMQ has none): if a job took the kept add's id meanwhile (a
+  -- custom id), the counter's id, rather than a second job under one hash.
+  local jobId = stored[4]
+  if not jobId or rcall("EXISTS", prefix .. jobId) == 1 then
+    jobId = counter
+  end
   local opts = cjson.decode(stored[3])
   local de = opts["de"]
   local dedupKey = dedupPrefix .. dedupId
