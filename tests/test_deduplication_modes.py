@@ -227,6 +227,30 @@ async def test_a_debounce_runs_the_last_add_once(queue, make_worker, clock):
     assert ran == [{"q": "abc"}]
 
 
+async def test_removing_a_debounced_job_frees_the_id_at_once(queue):
+    # As BullMQ's removeDeduplicationKeyIfNeededOnRemoval, whatever the ttl: before, the id
+    # stayed held by the removed job for its ttl, and the next add returned that gone job.
+    job = await queue.add("search", {"q": "a"}, delay=2, deduplication=DEBOUNCE)
+    await job.remove()
+    assert await held_by(queue, "search") is None
+    again = await queue.add("search", {"q": "b"}, delay=2, deduplication=DEBOUNCE)
+    assert again.id == "2" and await queue.get_job_counts("delayed") == {"delayed": 1}
+
+
+async def test_a_ttl_still_outlives_a_finished_job_trimmed_by_keep_counts(
+    queue, make_worker, clock
+):
+    # Only a removal frees a ttl key; a finished job (kept or trimmed) leaves it (BullMQ).
+    make_worker(lambda job: None)
+    for n in range(2):
+        await queue.add(
+            "x", {"n": n}, deduplication={"id": f"t{n}", "ttl": 60}, remove_on_complete=1
+        )
+    await clock.settle()
+    assert [await held_by(queue, f"t{n}") for n in range(2)] == ["1", "2"]
+    assert [j.id for j in await queue.get_jobs("completed")] == ["2"]
+
+
 async def test_replace_without_extend_keeps_the_window_end(queue):
     options = {"id": "r", "ttl": 60, "replace": True}
     await queue.add("x", {"n": 1}, delay=5, deduplication=options)

@@ -134,9 +134,10 @@ if keep["count"] ~= 0 then
   if target == "failed" then
     rcall("HDEL", jobKey, "defa")
   end
-  trimFinishedJobs(finishedKey, prefix, keep, now, ARGV[11], stalledKey)
+  -- No deduplication prefix: the id was freed above, a TTL key outlives its job (BullMQ).
+  trimFinishedJobs(finishedKey, prefix, keep, now, nil, stalledKey)
 else
-  removeJob(prefix, jobId, ARGV[11], stalledKey)
+  removeJob(prefix, jobId, nil, stalledKey)
 end
 if nextJob[2] ~= 0 then  -- took the next job, so the queue is not drained
   return {0, nextJob[1], nextJob[2], nextJob[3], nextJob[4]}

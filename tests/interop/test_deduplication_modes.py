@@ -141,3 +141,16 @@ async def test_remove_deduplication_key_frees_bullmqs_id(open_peer, bullmq_kind)
     assert await bullmq_side.add("x", {}, dedup) == "1"
     assert await minibull_side.queue.remove_deduplication_key("d") == 1
     assert await bullmq_side.add("x", {}, dedup) == "3"
+
+
+async def test_removing_bullmqs_debounced_job_frees_the_id_as_bullmq_does(open_peer, bullmq_kind):
+    """minibull's Job.remove frees a held id whatever its ttl, as BullMQ's removal does:
+    BullMQ's next add in the window makes a job."""
+    minibull_side = await open_peer("minibull")
+    bullmq_side = await open_peer(bullmq_kind)
+    debounce = {"delay": 60_000, "deduplication": {"id": "s", "ttl": 60_000, "extend": True}}
+    assert await bullmq_side.add("search", {"q": "a"}, debounce) == "1"
+    await (await minibull_side.queue.get_job("1")).remove()
+    assert await minibull_side.queue.redis.exists(minibull_side.queue.keys.deduplication("s")) == 0
+    assert await bullmq_side.add("search", {"q": "b"}, debounce) == "2"
+    assert (await bullmq_side.get_job("2"))["data"] == {"q": "b"}
