@@ -239,9 +239,10 @@ def build_job(
         "lifo": lifo,
     }
     if dedup is not None:
-        spec["dedupId"], spec["dedupTtl"] = dedup["id"], dedup.get("ttl", 0)
         if set(dedup) & set(DEDUPLICATION_MODES.values()):
             spec["de"] = dedup  # the modes: addJob's includes/deduplicateJob
+        else:
+            spec["dedupId"], spec["dedupTtl"] = dedup["id"], dedup.get("ttl", 0)
     return spec
 
 

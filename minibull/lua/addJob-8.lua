@@ -9,7 +9,7 @@
   ARGV[3] JSON array of jobs: {id ("" for a new numeric id), name, data (JSON
           text), opts (JSON text), delay (ms), priority, lifo, and optionally
           dedupId and dedupTtl (ms, 0: until the job ends), or for the modes
-          (extend, replace, keepLastIfActive) "de", the job's "de" option}
+          (extend, replace, keepLastIfActive) "de", the job's "de" option instead}
   ARGV[4] deduplication key prefix ("bull:<queue>:de:")
   ARGV[5] the reserved job ids (keys.RESERVED_JOB_IDS), separated by spaces
   Output: for each job, its id and 1 if added, 0 if an existing job stands in
@@ -58,16 +58,7 @@ local function addJob(job)
     return jobId, 0
   end
   local dedupId = job["dedupId"]
-  local counter
-  if job["de"] then  -- the modes: the id is taken first, as BullMQ's addStandardJob
-    counter = rcall("INCR", idKey)
-    jobId = jobId ~= "" and jobId or tostring(counter)
-    local standing = deduplicateJob(job["de"], jobId, job, prefix, dedupPrefix, delayedKey,
-                                    eventsKey, metaKey)
-    if standing then
-      return standing, 0
-    end
-  elseif dedupId then
+  if dedupId then
     local existing = rcall("GET", dedupPrefix .. dedupId)
     if existing then
       -- As BullMQ: the add that was ignored still takes an id, named in the event.
@@ -77,9 +68,17 @@ local function addJob(job)
       return existing, 0
     end
   end
-  counter = counter or rcall("INCR", idKey)
+  local counter = rcall("INCR", idKey)
   if jobId == "" then
     jobId = tostring(counter)
+  end
+  if job["de"] then  -- the modes, once the add has its id (as BullMQ's addStandardJob)
+    local standing = deduplicateJob(job["de"], jobId, job, prefix, dedupPrefix, delayedKey,
+                                    eventsKey, metaKey)
+    if standing then
+      return standing, 0
+    end
+    dedupId = job["de"]["id"]
   end
   local jobKey = prefix .. jobId
   local delay = tonumber(job["delay"])
