@@ -310,3 +310,14 @@ async def test_remove_deduplication_key_refuses_a_bad_id(queue, dedup_id):
     await refused(
         queue, (TypeError, ValueError), "dedup_id", lambda: queue.remove_deduplication_key(dedup_id)
     )
+
+
+# -- the synchronous producer ------------------------------------------------------------------
+
+
+async def test_a_sync_queue_debounces_as_queue_does(prefix, clock, queue):
+    with minibull.SyncQueue("q", prefix=prefix, clock=clock) as sync_queue:
+        ids = [sync_queue.add("search", {"q": q}, delay=2, deduplication=DEBOUNCE).id for q in "ab"]
+    assert ids == ["1", "2"]
+    assert [job.id for job in await queue.get_jobs("delayed")] == ["2"]
+    assert await held_by(queue, "search") == "2"
