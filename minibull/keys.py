@@ -36,6 +36,8 @@ QUEUE_KEYS = {
 FEATURE_KEYS = {
     "metrics:<completed|failed>": "HASH    jobs finished in all (count), and at the last point",
     "metrics:<completed|failed>:data": "LIST    jobs finished per minute, newest minute first",
+    "dn:<id>": "HASH    the latest add kept while its deduplication id's job runs "
+    "(keep_last_if_active), added when that job ends",
 }
 
 
@@ -51,7 +53,7 @@ RESERVED_JOB_IDS = frozenset(
 #: Families of keys named ``<prefix>:<queue>:<family><name>`` (deduplication ids,
 #: minibull's side-effect records and worker wake-ups), which ``obliterate`` finds by
 #: pattern: a queue name has no ":", so only this queue's keys can match.
-FAMILIES_BY_PATTERN = ("de:", "idem:", "wakeup:", "metrics:")
+FAMILIES_BY_PATTERN = ("de:", "dn:", "idem:", "wakeup:", "metrics:")
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,11 @@ class QueueKeys:
     def deduplication(self, dedup_id: str) -> str:
         """Holds the id of the job that owns a deduplication id."""
         return self.deduplication_prefix + dedup_id
+
+    def deduplication_next(self, dedup_id: str) -> str:
+        """The add kept for later by ``keep_last_if_active`` while the id's job runs (BullMQ's
+        ``dn:``; the scripts build it from the job prefix, as BullMQ's do)."""
+        return self.key(f"dn:{dedup_id}")
 
     def idempotency(self, key: str) -> str:
         """minibull's own: the record of a side effect done once (see ``minibull.idempotency``)."""

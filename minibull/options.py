@@ -239,7 +239,10 @@ def build_job(
         "lifo": lifo,
     }
     if dedup is not None:
-        spec["dedupId"], spec["dedupTtl"] = dedup["id"], dedup.get("ttl", 0)
+        if set(dedup) & set(DEDUPLICATION_MODES.values()):
+            spec["de"] = dedup  # the modes: addJob's includes/deduplicateJob
+        else:
+            spec["dedupId"], spec["dedupTtl"] = dedup["id"], dedup.get("ttl", 0)
     return spec
 
 
@@ -281,11 +284,18 @@ def check_size(data_json: str, size_limit: int | None) -> None:
 
 
 def check_deduplication(value: Any) -> dict[str, Any] | None:
-    """``deduplication={"id": "...", "ttl": seconds}`` as BullMQ's ``de`` option (ttl in ms)."""
+    """``deduplication={"id": "...", "ttl": seconds}`` as BullMQ's ``de`` option (ttl in ms),
+    with BullMQ's modes ``extend``, ``replace`` and ``keep_last_if_active`` (see
+    ``check_deduplication_modes``)."""
     if value is None:
         return None
-    if not isinstance(value, dict) or "id" not in value or set(value) - {"id", "ttl"}:
-        raise ValueError('deduplication must be a dict {"id": str, "ttl": seconds (optional)}')
+    allowed = {"id", "ttl", *DEDUPLICATION_MODES}
+    if not isinstance(value, dict) or "id" not in value or set(value) - allowed:
+        raise ValueError(
+            'deduplication must be a dict {"id": str, "ttl": seconds (optional), "extend", '
+            '"replace", "keep_last_if_active": bool (optional)}'
+            + (f" (got {value!r})" if isinstance(value, dict) else f" (got {type(value).__name__})")
+        )
     dedup_id = check_text(value["id"], "deduplication id")
     stored: dict[str, Any] = {"id": dedup_id}
     if value.get("ttl") is not None:
@@ -295,4 +305,37 @@ def check_deduplication(value: Any) -> dict[str, Any] | None:
                 "deduplication ttl must be > 0 seconds (or left out: until the job ends)"
             )
         stored["ttl"] = ttl
+    stored.update(check_deduplication_modes(value))
     return stored
+
+
+#: The deduplication modes: Python keyword -> BullMQ's name in the stored ``de`` option.
+DEDUPLICATION_MODES = {
+    "extend": "extend",
+    "replace": "replace",
+    "keep_last_if_active": "keepLastIfActive",
+}
+
+
+def check_deduplication_modes(value: dict[str, Any]) -> dict[str, bool]:
+    """BullMQ's deduplication modes, as stored (only those set to True):
+
+    - ``extend`` (needs ``ttl``): an add within the ttl is dropped and starts the ttl again;
+    - ``replace``: an add while the job holding the id is still delayed replaces it (with
+      ``extend`` and a ``delay``: a debounce, the last add runs);
+    - ``keep_last_if_active``: an add while that job runs is kept (the latest one) and
+      added when it ends; the id is then held without ttl.
+    """
+    modes = {}
+    for argument, stored in DEDUPLICATION_MODES.items():
+        flag = value.get(argument, False)
+        if not isinstance(flag, bool):
+            raise TypeError(f"deduplication {argument} must be True or False (got {flag!r})")
+        if flag:
+            modes[stored] = True
+    if modes.get("extend") and value.get("ttl") is None:
+        raise ValueError(
+            "deduplication extend needs a ttl (it restarts the ttl on each add); "
+            'pass {"id": ..., "ttl": seconds, "extend": True}'
+        )
+    return modes

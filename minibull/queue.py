@@ -603,6 +603,16 @@ class Queue:
                 workers.append({**client, "name": self.name, "rawname": raw})
         return workers
 
+    # -- deduplication modes (issue 16) ---------------------------------------------
+
+    async def remove_deduplication_key(self, dedup_id: str) -> int:
+        """Free a deduplication id now, whichever job holds it (BullMQ's
+        ``removeDeduplicationKey``, a DEL of ``de:<id>``): the next add with it makes a job.
+        An add kept by ``keep_last_if_active`` (``dn:<id>``) stays, as in BullMQ. Returns 1
+        if the id was held, else 0."""
+        check_text(dedup_id, "dedup_id")
+        return int(await self.redis.delete(self.keys.deduplication(dedup_id)))
+
 
 def _batches(specs: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     """Split built jobs into addJob calls of at most BULK_BATCH_JOBS jobs and, unless one

@@ -1,5 +1,6 @@
 """Random sequences of add / take / finish / retry / remove / clean / promote / change_delay /
-change_priority / defer ..., checked against a model.
+change_priority / defer / deduplicated adds (simple, keep_last_if_active) ..., checked against
+a model.
 
 ``Model`` is BullMQ's job life cycle as plain Python, our PyTorch: it predicts which job a
 worker gets next, where every job is, and how many attempts it has made. ``QueueMachine``
@@ -47,6 +48,7 @@ JOBS = st.fixed_dictionaries(
     {
         "job_id": st.none() | st.sampled_from(CUSTOM_IDS),
         "dedup_id": st.none() | st.sampled_from(DEDUP_IDS),
+        "keep_last_if_active": st.sampled_from((False, False, True)),
         "priority": st.sampled_from((0, 0, 1, 2)),
         "delay_ms": st.sampled_from((0, 0, 1, 3)),
         "lifo": st.booleans(),
@@ -61,6 +63,7 @@ class ModelJob:
     lifo: bool
     delay: int
     dedup_id: str | None = None
+    keep: bool = False  # deduplication mode keep_last_if_active
     atm: int = 0
     ats: int = 0
     processed_on: int | None = None
@@ -83,6 +86,8 @@ class Model:
         self.zsets: dict[str, dict[str, tuple[int, Any]]] = {state: {} for state in SCORE_UNIT}
         self.paused = False
         self.dedup: dict[str, str] = {}  # deduplication id -> the job that holds it
+        # deduplication id -> the add kept while its holder ran (id, data, options): dn:<id>
+        self.kept: dict[str, tuple[str, int, dict[str, Any]]] = {}
         self.scheduler_run: str | None = None  # the pending run of the one job scheduler
         self.last_id = 0
         self.arrivals = itertools.count()
@@ -104,11 +109,39 @@ class Model:
         """addJob: the job's id, and whether it was added (not a duplicate)."""
         if job_id in self.jobs:
             return job_id, False
+        if opts.get("keep") and opts.get("dedup_id"):
+            return self._add_keeping_last(now, job_id, data, opts)
         if opts.get("dedup_id") in self.dedup:
             self.last_id += job_id is None  # as in BullMQ, the ignored add still takes an id
             return self.dedup[opts["dedup_id"]], False
         self.last_id += 1
+        return self._store(now, job_id or str(self.last_id), data, opts), True
+
+    def _add_keeping_last(
+        self, now: int, job_id: str | None, data: int, opts: dict[str, Any]
+    ) -> tuple[str, bool]:
+        """keep_last_if_active: the add takes an id first; while the holder runs, the add is
+        kept (the latest one) for when it ends; while it waits, the add is dropped."""
+        self.last_id += 1
         job_id = job_id or str(self.last_id)
+        holder = self.dedup.get(opts["dedup_id"])
+        if holder is None:
+            return self._store(now, job_id, data, opts), True
+        if holder in self.active:
+            self.kept[opts["dedup_id"]] = (job_id, data, opts)
+        return holder, False
+
+    def _add_kept(self, job_id: str, now: int) -> None:
+        """moveToFinished: the add kept for after this job is added now (a new id if a job
+        took its id meanwhile)."""
+        dedup_id = self.jobs[job_id].dedup_id
+        if dedup_id not in self.kept:
+            return
+        kept_id, data, opts = self.kept.pop(dedup_id)
+        self.last_id += 1
+        self._store(now, str(self.last_id) if kept_id in self.jobs else kept_id, data, opts)
+
+    def _store(self, now: int, job_id: str, data: int, opts: dict[str, Any]) -> str:
         self.jobs[job_id] = job = ModelJob(data, **opts)
         if job.dedup_id:
             self.dedup[job.dedup_id] = job_id
@@ -116,7 +149,7 @@ class Model:
             self.zsets["delayed"][job_id] = (now + job.delay, next(self.arrivals))
         else:
             self._ready(job_id, job.lifo)
-        return job_id, True
+        return job_id
 
     def take(self, now: int, token: str) -> str | None:
         """moveToActive: promote the due delayed jobs; then wait's right end, else the best
@@ -147,6 +180,7 @@ class Model:
         """moveToFinished: completed or failed, keeping the newest ``keep`` (-1: all)."""
         self._leave_active(job_id)
         self._free_dedup(job_id)
+        self._add_kept(job_id, now)
         if keep == 0:
             del self.jobs[job_id]
             return
@@ -181,6 +215,9 @@ class Model:
             self.wait.remove(job_id)
         for members in self.zsets.values():
             members.pop(job_id, None)
+        dedup_id = self.jobs[job_id].dedup_id
+        if dedup_id and self.dedup.get(dedup_id) == job_id:
+            self.kept.pop(dedup_id, None)  # the add kept for after it goes too
         self._free_dedup(job_id)
         del self.jobs[job_id]
 
@@ -315,15 +352,23 @@ class QueueMachine(RuleBasedStateMachine):
         for spec in jobs:
             n, job_id, delay_ms = next(self.counter), spec["job_id"], spec["delay_ms"]
             options = {"priority": spec["priority"], "lifo": spec["lifo"]}
-            dedup_id = spec["dedup_id"]
+            dedup_id, keep = spec["dedup_id"], spec["keep_last_if_active"]
             dedup = {"deduplication": {"id": dedup_id}} if dedup_id else {}
+            if dedup_id and keep:
+                dedup["deduplication"]["keep_last_if_active"] = True
             job = self.run(
                 self.queue.add(
                     "job", {"n": n}, job_id=job_id, delay=delay_ms / 1000, **options, **dedup
                 )
             )
             expected, _ = self.model.add(
-                self.clock.now(), job_id, n, delay=delay_ms, dedup_id=dedup_id, **options
+                self.clock.now(),
+                job_id,
+                n,
+                delay=delay_ms,
+                dedup_id=dedup_id,
+                keep=bool(dedup_id and keep),
+                **options,
             )
             # A duplicate (custom id, or deduplication id) returns the job that was there.
             assert (job.id, job.data) == (expected, {"n": self.model.jobs[expected].data})
@@ -621,6 +666,8 @@ class QueueMachine(RuleBasedStateMachine):
     async def check(self) -> None:
         """The invariant: lists, sorted sets, job hashes, locks, counts and states."""
         model, keys = self.model, self.queue.keys
+        # A job added by a script (keep_last_if_active's kept add, when its holder ended).
+        self.seen.extend(job_id for job_id in model.jobs if job_id not in self.seen)
         async with self.queue.redis.pipeline(transaction=False) as pipe:
             pipe.lrange(keys.wait, 0, -1)
             pipe.lrange(keys.active, 0, -1)
@@ -629,13 +676,16 @@ class QueueMachine(RuleBasedStateMachine):
             pipe.hexists(keys.meta, "paused")
             for dedup_id in DEDUP_IDS:
                 pipe.get(keys.deduplication(dedup_id))
+            for dedup_id in DEDUP_IDS:
+                pipe.hmget(keys.deduplication_next(dedup_id), "jid", "data")
             for job_id in self.seen:
                 pipe.hgetall(keys.job(job_id))
                 pipe.get(keys.lock(job_id))
             replies = await pipe.execute()
         wait, active, *zsets, paused = replies[:7]
         holders = replies[7 : 7 + len(DEDUP_IDS)]
-        per_job = replies[7 + len(DEDUP_IDS) :]
+        kept = replies[7 + len(DEDUP_IDS) : 7 + 2 * len(DEDUP_IDS)]
+        per_job = replies[7 + 2 * len(DEDUP_IDS) :]
 
         # Every job is in exactly one structure, and no list holds an id twice.
         members = [*wait, *active, *(job_id for zset in zsets for job_id, _ in zset)]
@@ -653,6 +703,14 @@ class QueueMachine(RuleBasedStateMachine):
         assert bool(paused) == model.paused
         assert dict(zip(DEDUP_IDS, holders, strict=True)) == {
             dedup_id: model.dedup.get(dedup_id) for dedup_id in DEDUP_IDS
+        }
+        assert dict(zip(DEDUP_IDS, kept, strict=True)) == {
+            dedup_id: (
+                [model.kept[dedup_id][0], f'{{"n":{model.kept[dedup_id][1]}}}']
+                if dedup_id in model.kept
+                else [None, None]
+            )
+            for dedup_id in DEDUP_IDS
         }
 
         for job_id, raw, lock in zip(self.seen, per_job[::2], per_job[1::2], strict=True):

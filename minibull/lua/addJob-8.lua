@@ -8,7 +8,8 @@
   ARGV[2] now (epoch ms)
   ARGV[3] JSON array of jobs: {id ("" for a new numeric id), name, data (JSON
           text), opts (JSON text), delay (ms), priority, lifo, and optionally
-          dedupId and dedupTtl (ms, 0: until the job ends)}
+          dedupId and dedupTtl (ms, 0: until the job ends), or for the modes
+          (extend, replace, keepLastIfActive) "de", the job's "de" option instead}
   ARGV[4] deduplication key prefix ("bull:<queue>:de:")
   ARGV[5] the reserved job ids (keys.RESERVED_JOB_IDS), separated by spaces
   Output: for each job, its id and 1 if added, 0 if an existing job stands in
@@ -23,6 +24,7 @@ local rcall = redis.call
 -- @include "addDelayMarker"
 -- @include "getDelayedScore"
 -- @include "emitEvent"
+-- @include "deduplicateJob"
 
 local waitKey, prioritizedKey, delayedKey, pcKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local markerKey, metaKey, idKey, eventsKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -70,6 +72,14 @@ local function addJob(job)
   if jobId == "" then
     jobId = tostring(counter)
   end
+  if job["de"] then  -- the modes, once the add has its id (as BullMQ's addStandardJob)
+    local standing = deduplicateJob(job["de"], jobId, job, prefix, dedupPrefix, delayedKey,
+                                    eventsKey, metaKey)
+    if standing then
+      return standing, 0
+    end
+    dedupId = job["de"]["id"]
+  end
   local jobKey = prefix .. jobId
   local delay = tonumber(job["delay"])
   local priority = tonumber(job["priority"])
@@ -77,7 +87,8 @@ local function addJob(job)
         "timestamp", now, "delay", delay, "priority", priority)
   if dedupId then
     rcall("HSET", jobKey, "deid", dedupId)
-    if tonumber(job["dedupTtl"]) > 0 then
+    if job["de"] then  -- deduplicateJob has set it
+    elseif tonumber(job["dedupTtl"]) > 0 then
       rcall("SET", dedupPrefix .. dedupId, jobId, "PX", job["dedupTtl"])
     else
       rcall("SET", dedupPrefix .. dedupId, jobId)

@@ -30,7 +30,8 @@
   by the fetch token it used (the lock moves to this call's fetch token), else no job}.
   Job fields: sets "mbf" (minibull's own) to [token], or [token, fetch token, next job id]
   when it fetched one, with the fields it writes anyway (see releaseActiveJob's endedBy).
-  Events: completed or failed (with "ts", the clock's now), retries-exhausted, drained.
+  Events: completed or failed (with "ts", the clock's now), retries-exhausted, drained;
+  before them added and waiting/delayed for a job kept by keepLastIfActive ("dn:<id>").
   Metrics: with ARGV[18], the finish is counted in metrics:<target> (includes/collectMetrics).
 ]]
 local rcall = redis.call
@@ -39,6 +40,7 @@ local rcall = redis.call
 -- @include "trimFinishedJobs"
 -- @include "emitEvent"
 -- @include "removeDeduplicationKey"
+-- @include "requeueDeduplicatedJob"
 -- @include "readQueueMeta"
 -- @include "takeNextJob"
 -- @include "collectMetrics"
@@ -107,6 +109,7 @@ if lockError < 0 then
 end
 setJobFields(jobKey, fields)
 removeDeduplicationKeyOf(ARGV[11], job[3], jobId)
+requeueDeduplicatedJob(prefix, ARGV[11], job[3], readyKeys(), now)  -- keepLastIfActive
 local attemptsMade = (tonumber(job[2]) or 0) + 1
 -- Fetching the next job reads the queue's meta: read it now, and the events limit with it.
 local meta = ARGV[12] == "1" and readQueueMeta(metaKey) or nil
@@ -131,9 +134,10 @@ if keep["count"] ~= 0 then
   if target == "failed" then
     rcall("HDEL", jobKey, "defa")
   end
-  trimFinishedJobs(finishedKey, prefix, keep, now, ARGV[11], stalledKey)
+  -- No deduplication prefix: the id was freed above, a TTL key outlives its job (BullMQ).
+  trimFinishedJobs(finishedKey, prefix, keep, now, nil, stalledKey)
 else
-  removeJob(prefix, jobId, ARGV[11], stalledKey)
+  removeJob(prefix, jobId, nil, stalledKey)
 end
 if nextJob[2] ~= 0 then  -- took the next job, so the queue is not drained
   return {0, nextJob[1], nextJob[2], nextJob[3], nextJob[4]}

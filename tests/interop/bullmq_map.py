@@ -58,7 +58,7 @@ KEYS = {
     "repeat": ("ZSET", "job schedulers by next run (ms)"),
     "repeat:<id>": ("HASH", "one job scheduler: its schedule and job template (fields below)"),
     "de:<id>": ("STRING", "the job that holds a deduplication id (TTL if one was given)"),
-    "dn:<id>": ("STRING", "BullMQ's next job for a deduplication id (keepLastIfActive)"),
+    "dn:<id>": ("HASH", "the add kept while a deduplication id's job runs (keepLastIfActive)"),
     "wakeup:<worker id>": ("ZSET", "minibull's own: ends one worker's BZPOPMIN, empty at rest"),
 }
 

@@ -206,6 +206,11 @@ def minibull_options(opts: dict[str, Any]) -> dict[str, Any]:
             dedup = {"id": value["id"]}
             if "ttl" in value:
                 dedup["ttl"] = value["ttl"] / 1000
+            for mode in ("extend", "replace", "keepLastIfActive"):
+                if mode in value:
+                    dedup["keep_last_if_active" if mode == "keepLastIfActive" else mode] = value[
+                        mode
+                    ]
             out["deduplication"] = dedup
         elif key in ("removeOnComplete", "removeOnFail"):
             out["remove_on_complete" if key == "removeOnComplete" else "remove_on_fail"] = value
