@@ -149,8 +149,12 @@ def pack_flat(args: tuple[Any, ...], encoder: Any, cutoff: int) -> list[bytes] |
             data = arg.encode(encoding, errors)
         elif kind is int:
             data = b"%d" % arg
-        else:  # bytes, floats; bools and other types raise redis-py's DataError
-            data = encoder.encode(arg)
+        elif kind is bytes:
+            data = arg
+        elif kind is float or kind is bool:
+            data = encoder.encode(arg)  # a bool raises redis-py's DataError, as it would
+        else:  # bytearray, memoryview ...: redis-py packs or refuses them (versions differ)
+            return None
         if len(data) > cutoff or type(data) is not bytes:
             return None
         pieces.append(b"$%d\r\n%b\r\n" % (len(data), data))
