@@ -35,6 +35,7 @@ from .clock import to_ms
 from .errors import MinibullError
 from .job import Job
 from .options import encode_json
+from .queue import Queue
 from .scripts import Scripts, extend_side_effect_args
 
 T = TypeVar("T")
@@ -63,7 +64,7 @@ async def once(
     if not isinstance(key, str) or not key:
         raise ValueError(f"key must be a non-empty string (got {key!r})")
     ttl_ms, lease_ms = _check_ms(ttl, "ttl"), _check_ms(lease, "lease")
-    queue = job._queue()
+    queue = _queue_of(job)
     claim = Claim(queue.scripts, key, queue.keys.idempotency(key), lease_ms)
     reply = await queue.scripts.claim_side_effect(claim.record_key, claim.token, lease_ms)
     if reply[0] == "done":
@@ -180,9 +181,16 @@ async def _wait(event: asyncio.Event, seconds: float) -> bool:
     return event.is_set()
 
 
+def _queue_of(job: Job) -> Queue:
+    """The Queue a job was read from (``once`` keeps its records in that queue's keys)."""
+    if not isinstance(job.queue, Queue):
+        raise RuntimeError("this Job is not attached to a Queue")
+    return job.queue
+
+
 async def forget(job: Job, key: str) -> None:
     """Drop the record of a side effect, so that it can happen again."""
-    queue = job._queue()
+    queue = _queue_of(job)
     await queue.scripts.forget_side_effect(queue.keys.idempotency(key))
 
 

@@ -6,14 +6,32 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .clock import to_ms
 from .errors import JobNotFoundError
-from .options import MAX_DELAY_MS, MAX_PRIORITY, check_int, check_size, encode_json
 
-if TYPE_CHECKING:
-    from .queue import Queue
+
+class JobQueue(Protocol):
+    """What a Job needs from its queue: the ``Queue`` methods that act on one job by id."""
+
+    async def get_job(self, job_id: str) -> Job | None: ...
+    async def get_job_state(self, job_id: str) -> str: ...
+    async def wait_for_job(self, job_id: str) -> Any: ...
+    async def update_job_progress(self, job_id: str, value: Any) -> None: ...
+    async def add_job_log(self, job_id: str, line: str, *, keep: int = 0) -> int: ...
+    async def get_job_logs(self, job_id: str) -> list[str]: ...
+    async def retry_job(
+        self, job_id: str, state: str = ..., *, reset_attempts: bool = ...
+    ) -> None: ...
+    async def remove_job(self, job_id: str) -> None: ...
+    async def promote_job(self, job_id: str) -> None: ...
+    async def change_job_delay(self, job_id: str, delay: float | timedelta) -> int: ...
+    async def update_job_data(
+        self, job_id: str, data: Any, *, size_limit: int | None = ...
+    ) -> Any: ...
+    async def change_job_priority(self, job_id: str, priority: int, lifo: bool = ...) -> None: ...
+    async def move_job_to_delayed(self, job_id: str, token: str | None, timestamp: int) -> int: ...
+
 
 #: The states a job can be in, as ``get_state`` reports them.
 STATES = ("waiting", "active", "prioritized", "delayed", "completed", "failed")
@@ -65,7 +83,8 @@ class Job:
     scheduler_id: str | None = None
     deduplication_id: str | None = None
     processed_by: str | None = None
-    queue: Queue | None = field(default=None, compare=False)
+    token: str | None = None  # the lock token of the run a worker gave this job
+    queue: JobQueue | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, name={self.name!r}, data={self.data!r})"
@@ -76,7 +95,7 @@ class Job:
         return int(self.opts.get("attempts") or 1)
 
     @classmethod
-    def from_hash(cls, job_id: str, raw: dict[str, str], queue: Queue | None = None) -> Job:
+    def from_hash(cls, job_id: str, raw: dict[str, str], queue: JobQueue | None = None) -> Job:
         """Decode a job hash (BullMQ's fields) into a Job.
 
         Data or opts that cannot be decoded (written by another client) never raise here:
@@ -114,7 +133,7 @@ class Job:
             queue=queue,
         )
 
-    def _queue(self) -> Queue:
+    def _queue(self) -> JobQueue:
         if self.queue is None:
             raise RuntimeError("this Job is not attached to a Queue")
         return self.queue
@@ -125,40 +144,27 @@ class Job:
 
     async def update_progress(self, value: Any) -> None:
         """Store progress (a number or any JSON value) and emit a ``progress`` event."""
-        text = encode_json(value, "progress")
-        await self._queue().scripts.update_progress(self.id, text)
+        await self._queue().update_job_progress(self.id, value)
         self.progress = value
-        listener = getattr(self, "_on_progress", None)
-        if listener is not None:
-            await listener(self, value)
 
     async def log(self, line: str, *, keep: int = 0) -> int:
         """Append a line to the job's log; returns the number of lines.
 
         ``keep``: keep only the newest ``keep`` lines (0: all), so a chatty job's log
         stays bounded."""
-        if not isinstance(line, str):
-            raise TypeError(f"line must be a string (got {type(line).__name__})")
-        check_int(keep, "keep", 0)
-        return await self._queue().scripts.add_log(self.id, line, keep)
+        return await self._queue().add_job_log(self.id, line, keep=keep)
 
     async def get_logs(self) -> list[str]:
         """The job's log lines, oldest first."""
-        queue = self._queue()
-        return list(await queue.redis.lrange(queue.keys.logs(self.id), 0, -1))
+        return await self._queue().get_job_logs(self.id)
 
     async def retry(self, state: str = "failed", *, reset_attempts: bool = False) -> None:
         """Run a finished job again (from ``failed`` by default)."""
-        if state not in FINISHED_STATES:
-            raise ValueError(f"state must be 'failed' or 'completed' (got {state!r})")
-        await self._queue().scripts.reprocess_job(self.id, state, reset_attempts)
+        await self._queue().retry_job(self.id, state, reset_attempts=reset_attempts)
 
     async def remove(self) -> None:
         """Delete the job; refuses while a worker runs it."""
-        if not await self._queue().scripts.remove_job(self.id):
-            raise RuntimeError(
-                f"job {self.id} is running (locked by a worker); it cannot be removed"
-            )
+        await self._queue().remove_job(self.id)
 
     async def refresh(self) -> Job:
         """Re-read the job from Redis, updating this object."""
@@ -184,45 +190,28 @@ class Job:
 
     async def promote(self) -> None:
         """Run this delayed job now (ValueError if it is not delayed)."""
-        await self._queue().scripts.promote(self.id)
+        await self._queue().promote_job(self.id)
         self.delay = 0
 
     async def change_delay(self, delay: float | timedelta) -> None:
         """Run this delayed job ``delay`` seconds from now instead (ValueError if not delayed)."""
-        delay_ms = to_ms(delay, "delay")
-        if delay_ms > MAX_DELAY_MS:
-            raise ValueError(f"delay must be at most 5 years (got {delay!r} seconds)")
-        queue = self._queue()
-        await queue.scripts.change_delay(self.id, delay_ms, queue.clock.now())
-        self.delay = delay_ms
+        self.delay = await self._queue().change_job_delay(self.id, delay)
 
     async def update_data(self, data: Any) -> None:
         """Replace the job's data, in any state (a running processor keeps what it read)."""
-        data_json = encode_json(data, "data")
         size_limit = self.opts.get("sizeLimit")
-        check_size(data_json, size_limit if isinstance(size_limit, int) else None)
-        await self._queue().scripts.update_data(self.id, data_json)
-        self.data = json.loads(data_json)
+        limit = size_limit if isinstance(size_limit, int) else None
+        self.data = await self._queue().update_job_data(self.id, data, size_limit=limit)
 
     async def change_priority(self, priority: int, lifo: bool = False) -> None:
         """Give the job a new priority (1 runs first, 0: none); a waiting job moves to its
         new place in line, behind its equals (``lifo``: in front of them)."""
-        check_int(priority, "priority", 0, MAX_PRIORITY)
-        if not isinstance(lifo, bool):
-            raise TypeError(f"lifo must be True or False (got {lifo!r})")
-        await self._queue().scripts.change_priority(self.id, priority, lifo)
+        await self._queue().change_job_priority(self.id, priority, lifo)
         self.priority = priority
 
     async def move_to_delayed(self, timestamp: int, token: str | None = None) -> None:
         """From inside the processor: wait in ``delayed`` until ``timestamp`` (epoch ms, by the
         queue's clock), counting no attempt; then raise ``DelayedError``. ``token``: the run's
         lock token (default: the one the worker gave this job)."""
-        check_int(timestamp, "timestamp", 0)
-        token = token if token is not None else getattr(self, "token", None)
-        if not isinstance(token, str) or not token:
-            raise ValueError("token must be the lock token of the run (the job is not running)")
-        queue = self._queue()
-        now = queue.clock.now()
-        delay_ms = min(max(timestamp - now, 0), MAX_DELAY_MS)
-        await queue.scripts.defer(now, self.id, token, delay_ms)
-        self.delay = delay_ms
+        token = token if token is not None else self.token
+        self.delay = await self._queue().move_job_to_delayed(self.id, token, timestamp)

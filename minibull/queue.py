@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,12 +17,15 @@ from .keys import LIST_STATES, RESERVED_JOB_IDS, QueueKeys
 from .options import (
     MAX_COUNT,
     MAX_DELAY_MS,
+    MAX_PRIORITY,
     PLAIN_OPTS,
     PLAIN_OPTS_JSON,
     build_job,
     build_plain_job,
     check_int,
+    check_size,
     check_text,
+    encode_json,
 )
 from .schedule import check_repeat, next_run
 from .scripts import Scripts
@@ -175,6 +179,7 @@ class Queue:
         self.redis, self._owns_redis = resolve(connection)
         check_cluster_prefix(self.redis, prefix)
         self.scripts = Scripts(self.redis, self.keys)
+        self._progress_listeners: list[Callable[[str, Any], Awaitable[None]]] = []
 
     def __repr__(self) -> str:
         return f"Queue({self.name!r}, prefix={self.prefix!r})"
@@ -544,6 +549,86 @@ class Queue:
         while batch := await self.scripts.move_jobs_to_wait(state, 1000, reset_attempts, until):
             moved += batch
         return moved
+
+    # -- one job, by its id (what a Job's own methods call) -----------------------
+
+    def on_progress(self, listener: Callable[[str, Any], Awaitable[None]]) -> None:
+        """Call ``await listener(job_id, value)`` after each progress this Queue object
+        stores (a Worker listens on its own queue, to emit ``progress`` for its jobs)."""
+        self._progress_listeners.append(listener)
+
+    async def update_job_progress(self, job_id: str, value: Any) -> None:
+        """Store a job's progress (a number or any JSON value); emits ``progress``."""
+        await self.scripts.update_progress(job_id, encode_json(value, "progress"))
+        for listener in self._progress_listeners:
+            await listener(job_id, value)
+
+    async def add_job_log(self, job_id: str, line: str, *, keep: int = 0) -> int:
+        """Append a line to a job's log; returns the number of lines (``keep``: keep only
+        the newest ``keep`` lines, 0: all)."""
+        if not isinstance(line, str):
+            raise TypeError(f"line must be a string (got {type(line).__name__})")
+        check_int(keep, "keep", 0)
+        return await self.scripts.add_log(job_id, line, keep)
+
+    async def get_job_logs(self, job_id: str) -> list[str]:
+        """A job's log lines, oldest first."""
+        return list(await self.redis.lrange(self.keys.logs(job_id), 0, -1))
+
+    async def retry_job(
+        self, job_id: str, state: str = "failed", *, reset_attempts: bool = False
+    ) -> None:
+        """Run a finished job again (from ``failed`` by default)."""
+        if state not in FINISHED_STATES:
+            raise ValueError(f"state must be 'failed' or 'completed' (got {state!r})")
+        await self.scripts.reprocess_job(job_id, state, reset_attempts)
+
+    async def remove_job(self, job_id: str) -> None:
+        """Delete a job; refuses (RuntimeError) while a worker runs it."""
+        if not await self.scripts.remove_job(job_id):
+            raise RuntimeError(
+                f"job {job_id} is running (locked by a worker); it cannot be removed"
+            )
+
+    async def promote_job(self, job_id: str) -> None:
+        """Run a delayed job now (ValueError if it is not delayed)."""
+        await self.scripts.promote(job_id)
+
+    async def change_job_delay(self, job_id: str, delay: float | timedelta) -> int:
+        """Run a delayed job ``delay`` seconds from now instead (ValueError if not delayed);
+        returns the delay in ms."""
+        delay_ms = to_ms(delay, "delay")
+        if delay_ms > MAX_DELAY_MS:
+            raise ValueError(f"delay must be at most 5 years (got {delay!r} seconds)")
+        await self.scripts.change_delay(job_id, delay_ms, self.clock.now())
+        return delay_ms
+
+    async def update_job_data(
+        self, job_id: str, data: Any, *, size_limit: int | None = None
+    ) -> Any:
+        """Replace a job's data, in any state; returns the data as stored (decoded)."""
+        data_json = encode_json(data, "data")
+        check_size(data_json, size_limit)
+        await self.scripts.update_data(job_id, data_json)
+        return json.loads(data_json)
+
+    async def change_job_priority(self, job_id: str, priority: int, lifo: bool = False) -> None:
+        """Give a job a new priority (1 runs first, 0: none); see ``Job.change_priority``."""
+        check_int(priority, "priority", 0, MAX_PRIORITY)
+        if not isinstance(lifo, bool):
+            raise TypeError(f"lifo must be True or False (got {lifo!r})")
+        await self.scripts.change_priority(job_id, priority, lifo)
+
+    async def move_job_to_delayed(self, job_id: str, token: str | None, timestamp: int) -> int:
+        """A running job (its lock ``token``) waits in ``delayed`` until ``timestamp`` (epoch
+        ms, this queue's clock), counting no attempt; returns the delay in ms."""
+        check_int(timestamp, "timestamp", 0)
+        if not isinstance(token, str) or not token:
+            raise ValueError("token must be the lock token of the run (the job is not running)")
+        now = self.clock.now()
+        delay_ms = min(max(timestamp - now, 0), MAX_DELAY_MS)
+        await self.scripts.defer(now, job_id, token, delay_ms)
+        return delay_ms
 
     # -- changing jobs (issue 16) -----------------------------------------------
 

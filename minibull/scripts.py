@@ -138,12 +138,82 @@ def _fields_json(fields: dict[str, str] | None) -> str:
     return _json({name: _text(value) for name, value in (fields or {}).items()})
 
 
+#: Each script's KEYS, in order, by name: a key of ``QueueKeys`` (``wait``, ``meta``,
+#: ``stalled-check`` for ``keys.stalled_check``...), or one the call names (``job``: a job's
+#: hash; ``logs``: its logs; ``finished``: the completed or failed set; ``state``: any
+#: state's list or set; ``record``: a side effect's record; ``metrics``, ``metrics-data``).
+#: Each Lua header lists the same names (``KEYS[1] wait``); tests/test_script_keys.py
+#: checks that they agree.
+_WAITING = ("wait", "prioritized", "pc", "marker", "meta", "events")
+_READY = ("wait", "active", "prioritized", "delayed", "pc", "marker", "meta", "events")
+_SCHEDULER = ("repeat", "delayed", *_WAITING)
+SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
+    "addJob": ("wait", "prioritized", "delayed", "pc", "marker", "meta", "id", "events"),
+    "addJobScheduler": _SCHEDULER,
+    "addLog": ("job", "logs"),
+    "changeDelay": ("delayed", "meta", "marker", "events"),
+    "changePriority": ("wait", "prioritized", "pc", "marker", "meta"),
+    "claimSideEffect": ("record",),
+    "cleanJobsInSet": ("state", "meta", "events", "stalled", "repeat"),
+    "drain": ("wait", "prioritized", "pc", "delayed", "repeat"),
+    "extendLocks": ("stalled",),
+    "extendSideEffect": ("record",),
+    "getMetrics": ("metrics", "metrics-data"),
+    "moveJobsToWait": ("finished", *_WAITING),
+    "moveStalledJobsToWait": (
+        "stalled",
+        "wait",
+        "active",
+        "stalled-check",
+        "meta",
+        "marker",
+        "events",
+    ),
+    "moveToActive": (*_READY, "limiter"),
+    "moveToDelayed": ("active", "delayed", "marker", "meta", "events", "stalled"),
+    "moveToFinished": (*_READY, "stalled", "finished", "limiter"),
+    "obliterate": ("active", "meta"),
+    "pause": ("meta", "marker", "wait", "prioritized", "delayed", "events"),
+    "promote": _SCHEDULER[1:],
+    "promoteJobs": _SCHEDULER[1:],
+    "removeJob": (
+        "wait",
+        "active",
+        "prioritized",
+        "delayed",
+        "completed",
+        "failed",
+        "stalled",
+        "meta",
+        "events",
+        "repeat",
+    ),
+    "removeJobScheduler": _SCHEDULER,
+    "reprocessJob": ("finished", *_WAITING),
+    "retryJob": ("wait", "active", "prioritized", "pc", "marker", "meta", "events", "stalled"),
+    "settleSideEffect": ("record",),
+    "updateData": ("job",),
+    "updateJobScheduler": _SCHEDULER,
+    "updateProgress": ("job", "meta", "events"),
+}
+
+
+def script_keys(name: str, keys: QueueKeys | None, **named: str) -> list[str]:
+    """Script ``name``'s KEYS for a queue: each named key from ``keys``, or from ``named``
+    for the keys a call chooses (``job=keys.job(job_id)``, ``finished=keys.failed``)."""
+    result = []
+    for key_name in SCRIPT_KEYS[name]:
+        attribute = key_name.replace("-", "_")
+        result.append(named[attribute] if attribute in named else getattr(keys, attribute))
+    return result
+
+
 # -- argument builders (pure) -------------------------------------------------
 
 
 def add_job_args(keys: QueueKeys, now: int, jobs: list[dict[str, Any]]) -> Args:
-    script_keys, job_prefix, dedup_prefix = _add_job_names(keys)
-    return list(script_keys), [job_prefix, now, _jobs_json(jobs), dedup_prefix, _RESERVED_IDS]
+    names, job_prefix, dedup_prefix = _add_job_names(keys)
+    return list(names), [job_prefix, now, _jobs_json(jobs), dedup_prefix, _RESERVED_IDS]
 
 
 #: The fields of a built job without deduplication (``options.build_job``), in order.
@@ -168,17 +238,7 @@ def _jobs_json(jobs: list[dict[str, Any]]) -> str:
 @functools.lru_cache(maxsize=256)
 def _add_job_names(keys: QueueKeys) -> tuple[tuple[str, ...], str, str]:
     """addJob's KEYS and its two prefixes for a queue: made once (speed only, for add)."""
-    script_keys = (
-        keys.wait,
-        keys.prioritized,
-        keys.delayed,
-        keys.pc,
-        keys.marker,
-        keys.meta,
-        keys.id,
-        keys.events,
-    )
-    return script_keys, keys.job_prefix, keys.deduplication_prefix
+    return tuple(script_keys("addJob", keys)), keys.job_prefix, keys.deduplication_prefix
 
 
 def _keep_text(keep: dict[str, int]) -> str:
@@ -188,22 +248,8 @@ def _keep_text(keep: dict[str, int]) -> str:
     return str(int(keep["count"]))
 
 
-def _ready_keys(keys: QueueKeys) -> list[str]:
-    """wait, active, prioritized, delayed, pc, marker, meta, events."""
-    return [
-        keys.wait,
-        keys.active,
-        keys.prioritized,
-        keys.delayed,
-        keys.pc,
-        keys.marker,
-        keys.meta,
-        keys.events,
-    ]
-
-
 def move_to_active_args(keys: QueueKeys, now: int, take: Take) -> Args:
-    return [*_ready_keys(keys), keys.limiter], [keys.job_prefix, now, *take.argv()]
+    return script_keys("moveToActive", keys), [keys.job_prefix, now, *take.argv()]
 
 
 def move_to_finished_args(
@@ -224,7 +270,7 @@ def move_to_finished_args(
     field = "failedReason" if failed else "returnvalue"
     fetch = ["1", *fetch_next.argv()] if fetch_next else ["0", "", 0, "", 0, 0]
     return (
-        [*_ready_keys(keys), keys.stalled, keys.key(target), keys.limiter],
+        script_keys("moveToFinished", keys, finished=keys.key(target)),
         [
             keys.job_prefix,
             now,
@@ -253,16 +299,7 @@ def retry_job_args(
     now: int,
 ) -> Args:
     return (
-        [
-            keys.wait,
-            keys.active,
-            keys.prioritized,
-            keys.pc,
-            keys.marker,
-            keys.meta,
-            keys.events,
-            keys.stalled,
-        ],
+        script_keys("retryJob", keys),
         [
             keys.job_prefix,
             job_id,
@@ -278,91 +315,64 @@ def move_to_delayed_args(
     keys: QueueKeys, now: int, job_id: str, token: str, delay_ms: int, fields: dict[str, str]
 ) -> Args:
     return (
-        [keys.active, keys.delayed, keys.marker, keys.meta, keys.events, keys.stalled],
+        script_keys("moveToDelayed", keys),
         [keys.job_prefix, now, job_id, token, delay_ms, _fields_json(fields)],
     )
 
 
 def extend_locks_args(keys: QueueKeys, locks: dict[str, str], lock_ms: int) -> Args:
-    return [keys.stalled], [keys.job_prefix, lock_ms, _json(sorted(locks.items()))]
+    return script_keys("extendLocks", keys), [
+        keys.job_prefix,
+        lock_ms,
+        _json(sorted(locks.items())),
+    ]
 
 
 def move_stalled_jobs_args(
     keys: QueueKeys, now: int, max_stalled_count: int, interval_ms: int
 ) -> Args:
     return (
-        [
-            keys.stalled,
-            keys.wait,
-            keys.active,
-            keys.stalled_check,
-            keys.meta,
-            keys.marker,
-            keys.events,
-        ],
+        script_keys("moveStalledJobsToWait", keys),
         [keys.job_prefix, max_stalled_count, now, interval_ms, keys.scheduler_prefix],
     )
 
 
 def pause_args(keys: QueueKeys, paused: bool) -> Args:
     return (
-        [keys.meta, keys.marker, keys.wait, keys.prioritized, keys.delayed, keys.events],
+        script_keys("pause", keys),
         ["paused" if paused else "resumed"],
     )
 
 
 def update_progress_args(keys: QueueKeys, job_id: str, progress_json: str) -> Args:
-    return [keys.job(job_id), keys.meta, keys.events], [job_id, progress_json]
+    return script_keys("updateProgress", keys, job=keys.job(job_id)), [job_id, progress_json]
 
 
 def add_log_args(keys: QueueKeys, job_id: str, line: str, keep: int) -> Args:
-    return [keys.job(job_id), keys.logs(job_id)], [line, keep]
+    named = {"job": keys.job(job_id), "logs": keys.logs(job_id)}
+    return script_keys("addLog", keys, **named), [line, keep]
 
 
 def remove_job_args(keys: QueueKeys, job_id: str) -> Args:
-    return (
-        [
-            keys.wait,
-            keys.active,
-            keys.prioritized,
-            keys.delayed,
-            keys.completed,
-            keys.failed,
-            keys.stalled,
-            keys.meta,
-            keys.events,
-            keys.repeat,
-        ],
-        [keys.job_prefix, job_id, keys.deduplication_prefix],
-    )
-
-
-def _requeue_keys(keys: QueueKeys, state: str) -> list[str]:
-    return [
-        keys.key(state),
-        keys.wait,
-        keys.prioritized,
-        keys.pc,
-        keys.marker,
-        keys.meta,
-        keys.events,
-    ]
+    return script_keys("removeJob", keys), [keys.job_prefix, job_id, keys.deduplication_prefix]
 
 
 def reprocess_job_args(keys: QueueKeys, job_id: str, state: str, reset_attempts: bool) -> Args:
-    return _requeue_keys(keys, state), [keys.job_prefix, job_id, state, int(reset_attempts)]
+    finished = keys.key(state)
+    argv = [keys.job_prefix, job_id, state, int(reset_attempts)]
+    return script_keys("reprocessJob", keys, finished=finished), argv
 
 
 def move_jobs_to_wait_args(
     keys: QueueKeys, state: str, count: int, reset_attempts: bool, until: int
 ) -> Args:
     argv = [keys.job_prefix, state, count, int(reset_attempts), until]
-    return _requeue_keys(keys, state), argv
+    return script_keys("moveJobsToWait", keys, finished=keys.key(state)), argv
 
 
 def drain_args(keys: QueueKeys, delayed: bool) -> Args:
     return (
-        [keys.wait, keys.prioritized, keys.pc, keys.delayed, keys.repeat],
+        script_keys("drain", keys),
         [keys.job_prefix, int(delayed), keys.deduplication_prefix],
     )
 
@@ -371,33 +381,20 @@ def clean_args(keys: QueueKeys, state: str, cutoff: int, limit: int) -> Args:
     kind = "list" if state in LIST_STATES else "zset"
     finished = state in ("completed", "failed")
     return (
-        [keys.state_key(state), keys.meta, keys.events, keys.stalled, keys.repeat],
+        script_keys("cleanJobsInSet", keys, state=keys.state_key(state)),
         [keys.job_prefix, kind, cutoff, limit, int(finished), keys.deduplication_prefix],
     )
 
 
 def obliterate_args(keys: QueueKeys, force: bool) -> Args:
-    return [keys.active, keys.meta], [int(force)]
-
-
-def _scheduler_keys(keys: QueueKeys) -> list[str]:
-    return [
-        keys.repeat,
-        keys.delayed,
-        keys.wait,
-        keys.prioritized,
-        keys.pc,
-        keys.marker,
-        keys.meta,
-        keys.events,
-    ]
+    return script_keys("obliterate", keys), [int(force)]
 
 
 def add_job_scheduler_args(
     keys: QueueKeys, now: int, scheduler_id: str, next_run: int, fields: dict[str, str]
 ) -> Args:
     return (
-        _scheduler_keys(keys),
+        script_keys("addJobScheduler", keys),
         [keys.job_prefix, now, scheduler_id, next_run, _json(fields), keys.scheduler_prefix],
     )
 
@@ -406,13 +403,14 @@ def update_job_scheduler_args(
     keys: QueueKeys, now: int, scheduler_id: str, taken: int, next_run: int | None
 ) -> Args:
     return (
-        _scheduler_keys(keys),
+        script_keys("updateJobScheduler", keys),
         [keys.job_prefix, now, scheduler_id, taken, next_run or 0, keys.scheduler_prefix],
     )
 
 
 def remove_job_scheduler_args(keys: QueueKeys, scheduler_id: str) -> Args:
-    return _scheduler_keys(keys), [keys.job_prefix, scheduler_id, keys.scheduler_prefix]
+    argv = [keys.job_prefix, scheduler_id, keys.scheduler_prefix]
+    return script_keys("removeJobScheduler", keys), argv
 
 
 # -- replies (pure) -------------------------------------------------------------
@@ -628,13 +626,15 @@ class Scripts:
         return bool(await self.run("removeJobScheduler", args))
 
     async def claim_side_effect(self, record_key: str, token: str, lease_ms: int) -> list[str]:
-        return list(await self.run("claimSideEffect", ([record_key], [token, lease_ms])))
+        args = script_keys("claimSideEffect", self.keys, record=record_key), [token, lease_ms]
+        return list(await self.run("claimSideEffect", args))
 
     async def settle_side_effect(
         self, record_key: str, token: str, *, done: bool, result: str = "null", ttl_ms: int = 0
     ) -> bool:
         argv = [token, "done" if done else "failed", result, ttl_ms]
-        return bool(await self.run("settleSideEffect", ([record_key], argv)))
+        args = script_keys("settleSideEffect", self.keys, record=record_key), argv
+        return bool(await self.run("settleSideEffect", args))
 
     async def forget_side_effect(self, record_key: str) -> None:
         await self.redis.delete(record_key)
@@ -708,28 +708,22 @@ class SyncScripts:
 
 def extend_side_effect_args(record_key: str, token: str, lease_ms: int) -> Args:
     """KEYS/ARGV of extendSideEffect: push the lease of this run's claim ``lease_ms`` on."""
-    return [record_key], [token, lease_ms]
+    return script_keys("extendSideEffect", None, record=record_key), [token, lease_ms]
 
 
 # -- changing a job (issue 16): builders (pure) ----------------------------------------
 
 
-def _waiting_keys(keys: QueueKeys) -> list[str]:
-    """delayed, wait, prioritized, pc, marker, meta, events (promote, promoteJobs): the
-    keys of a scheduler's scripts without "repeat"."""
-    return _scheduler_keys(keys)[1:]
-
-
 def promote_args(keys: QueueKeys, job_id: str) -> Args:
-    return _waiting_keys(keys), [keys.job_prefix, job_id]
+    return script_keys("promote", keys), [keys.job_prefix, job_id]
 
 
 def promote_jobs_args(keys: QueueKeys, count: int) -> Args:
-    return _waiting_keys(keys), [keys.job_prefix, count]
+    return script_keys("promoteJobs", keys), [keys.job_prefix, count]
 
 
 def change_delay_args(keys: QueueKeys, job_id: str, delay_ms: int, now: int) -> Args:
-    return [keys.delayed, keys.meta, keys.marker, keys.events], [
+    return script_keys("changeDelay", keys), [
         keys.job_prefix,
         job_id,
         delay_ms,
@@ -738,11 +732,11 @@ def change_delay_args(keys: QueueKeys, job_id: str, delay_ms: int, now: int) -> 
 
 
 def update_data_args(keys: QueueKeys, job_id: str, data_json: str) -> Args:
-    return [keys.job(job_id)], [data_json]
+    return script_keys("updateData", keys, job=keys.job(job_id)), [data_json]
 
 
 def change_priority_args(keys: QueueKeys, job_id: str, priority: int, lifo: bool) -> Args:
-    return [keys.wait, keys.prioritized, keys.pc, keys.marker, keys.meta], [
+    return script_keys("changePriority", keys), [
         keys.job_prefix,
         job_id,
         priority,
@@ -765,4 +759,5 @@ def _check_delayed(result: int, job_id: str, action: str) -> None:
 
 def get_metrics_args(keys: QueueKeys, kind: str, start: int, end: int) -> Args:
     metrics = keys.metrics(kind)
-    return [metrics, metrics + ":data"], [start, end]
+    named = {"metrics": metrics, "metrics_data": metrics + ":data"}
+    return script_keys("getMetrics", keys, **named), [start, end]

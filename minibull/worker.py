@@ -129,6 +129,7 @@ class Worker:
         self.backoff_strategy = backoff_strategy
         self.worker_name, self.max_metrics = check_worker_name(worker_name), check_metrics(metrics)
         self.queue = Queue(name, connection, prefix=prefix, clock=clock)
+        self.queue.on_progress(self._on_progress)
         self.name = name
         self.clock: Clock = self.queue.clock
         self.id = uuid.uuid4().hex[:12]
@@ -475,8 +476,7 @@ class Worker:
         task = asyncio.current_task()
         assert task is not None
         while job is not None:
-            job._on_progress = self._on_progress  # type: ignore[attr-defined]
-            job.token = token  # type: ignore[attr-defined]  # for Job.move_to_delayed
+            job.token = token  # for Job.move_to_delayed
             self._jobs[job.id] = (job, token, task)
             self._held_locks[job.id] = token
             try:
@@ -750,8 +750,11 @@ class Worker:
             self._strategy_errors.append(exc)
             return None
 
-    async def _on_progress(self, job: Job, value: Any) -> None:
-        await self._emit("progress", job, value)
+    async def _on_progress(self, job_id: str, value: Any) -> None:
+        """The queue stored a job's progress: emit ``progress`` if this worker runs it."""
+        running = self._jobs.get(job_id)
+        if running is not None:
+            await self._emit("progress", running[0], value)
 
     # -- keeping locks and finding stalled jobs -------------------------------
 

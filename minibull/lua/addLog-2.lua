@@ -1,7 +1,7 @@
 --[[
   Appends a line to a job's log, keeping the newest lines only if asked.
 
-  KEYS[1] job   KEYS[2] job logs
+  KEYS[1] job   KEYS[2] logs (the job's logs)
   ARGV[1] the line
   ARGV[2] lines to keep (0: all)
   Output: the number of lines, or -1 no such job.

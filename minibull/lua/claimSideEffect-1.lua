@@ -2,7 +2,7 @@
   Before a side effect that must happen once (minibull.idempotency.once):
   returns how it stands, and claims it for this run if nobody has.
 
-  KEYS[1] the side effect's record ("bull:<queue>:idem:<key>")
+  KEYS[1] record: the side effect's record ("bull:<queue>:idem:<key>")
   ARGV[1] this run's token
   ARGV[2] lease (ms): how long the claim holds if this run dies
   Output: {"done", result as JSON text} when it happened already,

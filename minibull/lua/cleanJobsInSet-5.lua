@@ -7,7 +7,7 @@
   The state is read a page of 1000 ids at a time (ZRANGEBYSCORE ... LIMIT for
   finished jobs, as BullMQ), and reading stops once ARGV[4] jobs are removed.
 
-  KEYS[1] the state's list or zset   KEYS[2] meta   KEYS[3] events
+  KEYS[1] state (its list or zset)   KEYS[2] meta   KEYS[3] events
   KEYS[4] stalled   KEYS[5] repeat
   ARGV[1] job key prefix
   ARGV[2] "list" or "zset"

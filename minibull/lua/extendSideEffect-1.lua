@@ -3,7 +3,7 @@
   claim's lease further, as extendLock does for a job's lock in BullMQ
   (extendLock-2.lua: only the holder's token may extend it).
 
-  KEYS[1] the side effect's record ("bull:<queue>:idem:<key>")
+  KEYS[1] record: the side effect's record ("bull:<queue>:idem:<key>")
   ARGV[1] this run's token
   ARGV[2] lease (ms), counted from now
   Output: 1, or 0 when the claim is no longer this run's (it expired, or the

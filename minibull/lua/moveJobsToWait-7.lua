@@ -5,7 +5,7 @@
   started, are moved (BullMQ's moveJobsToWait: ZRANGEBYSCORE 0 timestamp LIMIT):
   a job that live workers run and finish again meanwhile is not moved again.
 
-  KEYS[1] completed or failed   KEYS[2] wait   KEYS[3] prioritized   KEYS[4] pc
+  KEYS[1] finished (completed or failed)   KEYS[2] wait   KEYS[3] prioritized   KEYS[4] pc
   KEYS[5] marker   KEYS[6] meta   KEYS[7] events
   ARGV[1] job key prefix
   ARGV[2] the state: "completed" or "failed"

@@ -6,7 +6,7 @@
 
   KEYS[1] wait     KEYS[2] active   KEYS[3] prioritized   KEYS[4] delayed
   KEYS[5] pc       KEYS[6] marker   KEYS[7] meta          KEYS[8] events
-  KEYS[9] stalled  KEYS[10] completed or failed   KEYS[11] limiter
+  KEYS[9] stalled  KEYS[10] finished (completed or failed)   KEYS[11] limiter
   ARGV[1] job key prefix
   ARGV[2] now (epoch ms)
   ARGV[3] job id

@@ -1,7 +1,7 @@
 --[[
   Job.retry: moves one finished job back to "wait" to run again.
 
-  KEYS[1] completed or failed   KEYS[2] wait   KEYS[3] prioritized   KEYS[4] pc
+  KEYS[1] finished (completed or failed)   KEYS[2] wait   KEYS[3] prioritized   KEYS[4] pc
   KEYS[5] marker   KEYS[6] meta   KEYS[7] events
   ARGV[1] job key prefix
   ARGV[2] job id

@@ -3,7 +3,7 @@
   ARGV[4] ms), or, if it failed, drops the claim so a later run can try again.
   Only the run holding the claim may settle it.
 
-  KEYS[1] the side effect's record
+  KEYS[1] record: the side effect's record
   ARGV[1] this run's token
   ARGV[2] "done" or "failed"
   ARGV[3] the result as JSON text (for "done")

@@ -1,7 +1,7 @@
 --[[
   Job.update_data: replaces a job's data (BullMQ's updateData), in any state.
 
-  KEYS[1] the job's hash
+  KEYS[1] job (the job's hash)
   ARGV[1] the new data as JSON text
   Output: 0, or -1 no such job (nothing is written).
 ]]
