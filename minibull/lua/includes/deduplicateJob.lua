@@ -14,6 +14,7 @@
   Events: deduplicated (jobId the job kept, deduplicatedJobId the other one).
 ]]
 -- @include "emitEvent"
+-- @include "removeJob"
 
 local function setDeduplicationKey(dedupKey, jobId, de)
   local ttl = de["ttl"]
@@ -128,7 +129,8 @@ local function deduplicateJob(de, jobId, job, prefix, dedupPrefix, delayedKey, e
   if rcall("ZREM", delayedKey, holderId) > 0 then
     -- The holder has not started: this add takes its place (and any add kept for later
     -- goes, or it would come back when this job ends).
-    rcall("DEL", prefix .. holderId, prefix .. holderId .. ":logs", nextKey)
+    removeJob(prefix, holderId, nil, nil)  -- its id stays held: this add takes it over
+    rcall("DEL", nextKey)
     emitEvent(eventsKey, metaKey, "removed", "jobId", holderId, "prev", "delayed")
     emitEvent(eventsKey, metaKey, "deduplicated", "jobId", jobId, "deduplicationId", de["id"],
               "deduplicatedJobId", holderId)
