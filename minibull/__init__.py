@@ -9,6 +9,7 @@ from .errors import (
     JobNotFoundError,
     LockLostError,
     MinibullError,
+    RateLimitError,
     UnrecoverableError,
 )
 from .events import QueueEvents
@@ -29,6 +30,7 @@ __all__ = [
     "Queue",
     "QueueEvents",
     "QueueKeys",
+    "RateLimitError",
     "STATES",
     "SideEffectBusyError",
     "SyncQueue",

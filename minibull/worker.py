@@ -49,6 +49,7 @@ from .errors import (
     DelayedError,
     JobNotFoundError,
     LockLostError,
+    RateLimitError,
     UnrecoverableError,
     WorkerError,
 )
@@ -289,6 +290,11 @@ class Worker:
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
+
+    async def rate_limit(self, seconds: float | timedelta) -> None:
+        """Hold every worker of this queue for ``seconds`` (real time), then raise
+        ``RateLimitError`` in the processor to put its job back (BullMQ's ``rateLimit``)."""
+        await self.queue.rate_limit(seconds)
 
     async def pause(self) -> None:
         """Stop this worker taking new jobs (its running jobs finish)."""
@@ -549,6 +555,8 @@ class Worker:
             failure = self._failure(job, error)  # the processor's own cancelled await
         except DelayedError:
             return None  # the processor moved its job to delayed itself (Job.move_to_delayed)
+        except RateLimitError:  # the processor hit a limit (after rate_limit): back in line
+            return await self._finish(self._record_rate_limited, job, token)
         except BaseException as error:  # also sys.exit() or KeyboardInterrupt in a processor
             failure = self._failure(job, error)
         else:
@@ -669,6 +677,11 @@ class Worker:
         job.returnvalue, job.finished_on = result, now
         await self._emit("completed", job, result)
         return self._following(taken, fetch)
+
+    async def _record_rate_limited(self, job: Job, token: str) -> None:
+        """Put the job back at the front of the line, no attempt used (BullMQ's
+        moveJobFromActiveToWait); moveToActive then holds every worker until the window ends."""
+        await self.queue.scripts.move_job_from_active_to_wait(job.id, token, self.clock.now())
 
     def _failure(
         self, job: Job, error: BaseException
