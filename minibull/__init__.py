@@ -1,10 +1,12 @@
 """minibull: a small BullMQ-style job queue on Redis, for learning background jobs."""
 
 from .backoff import backoff_delay, backoff_schedule
+from .cancellation import CancelSignal
 from .clock import SystemClock, VirtualClock
 from .connection import connect
 from .errors import (
     DelayedError,
+    JobCancelledError,
     JobFailedError,
     JobNotFoundError,
     LockLostError,
@@ -21,8 +23,10 @@ from .sync_queue import SyncQueue
 from .worker import Worker
 
 __all__ = [
+    "CancelSignal",
     "DelayedError",
     "Job",
+    "JobCancelledError",
     "JobFailedError",
     "JobNotFoundError",
     "LockLostError",

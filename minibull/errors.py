@@ -42,3 +42,9 @@ class RateLimitError(MinibullError):
     answered 429 with Retry-After): the job goes back to the front of the line, the run
     counts as no attempt, and every worker of the queue waits until the window ends
     (BullMQ's ``Worker.RateLimitError``)."""
+
+
+class JobCancelledError(MinibullError):
+    """What a cancelled attempt fails with (``worker.cancel_job``, or the job's ``timeout``),
+    unless the processor raised an error of its own; it is retried while attempts are left.
+    Also raised by ``CancelSignal.raise_if_cancelled`` in a processor that checks."""

@@ -38,6 +38,7 @@ _ADD_OPTIONS = frozenset(
         "remove_on_fail",
         "deduplication",
         "size_limit",
+        "timeout",
     }
 )
 
@@ -201,7 +202,9 @@ class Queue:
         ``delay`` (seconds, at most 5 years), ``priority`` (1 runs first, 0 = none),
         ``lifo``, ``remove_on_complete``, ``remove_on_fail``, ``deduplication`` and
         ``size_limit`` (bytes of data as JSON, as BullMQ's sizeLimit; without it,
-        ``DEFAULT_SIZE_LIMIT``, 16 MiB). ``data`` may nest at most ``MAX_DATA_DEPTH``
+        ``DEFAULT_SIZE_LIMIT``, 16 MiB), ``timeout`` (seconds on the worker's clock an
+        attempt may run before it is cancelled and fails; stored as ``opts.timeout`` in
+        ms, which BullMQ ignores). ``data`` may nest at most ``MAX_DATA_DEPTH``
         (100) levels. A second add with the same ``job_id`` (or deduplication id)
         returns the existing job, read back from Redis; if that job was removed in
         between (it finished, with ``remove_on_complete``), the Job returned carries
