@@ -163,6 +163,16 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "extendLocks": ("stalled",),
     "extendSideEffect": ("record",),
     "getMetrics": ("metrics", "metrics-data"),
+    "moveJobFromActiveToWait": (
+        "active",
+        "wait",
+        "stalled",
+        "meta",
+        "limiter",
+        "prioritized",
+        "marker",
+        "events",
+    ),
     "moveJobsToWait": ("finished", *_WAITING),
     "moveStalledJobsToWait": (
         "stalled",
@@ -326,19 +336,8 @@ def move_to_delayed_args(
 
 def move_job_from_active_to_wait_args(keys: QueueKeys, job_id: str, token: str, now: int) -> Args:
     """A rate-limited run's job back to the front of the line, no attempt counted."""
-    return (
-        [
-            keys.active,
-            keys.wait,
-            keys.stalled,
-            keys.meta,
-            keys.limiter,
-            keys.prioritized,
-            keys.marker,
-            keys.events,
-        ],
-        [keys.job_prefix, job_id, token, now],
-    )
+    argv = [keys.job_prefix, job_id, token, now]
+    return script_keys("moveJobFromActiveToWait", keys), argv
 
 
 def extend_locks_args(keys: QueueKeys, locks: dict[str, str], lock_ms: int) -> Args:
