@@ -55,6 +55,7 @@ from .errors import (
     WorkerError,
 )
 from .job import Job
+from .locks import LockRenewal, StalledSweep, keep_running
 from .options import MAX_DELAY_MS, check_int, check_text, encode_json, keep_jobs
 from .queue import Queue, repeat_from_hash
 from .sandbox import Sandbox
@@ -153,7 +154,10 @@ class Worker:
         self._waiting_for_slot = False
         self._slot_holders: set[asyncio.Task[None]] = set()
         self._left_to_stalled: set[asyncio.Task[None]] = set()  # holders that close() cancelled
-        self._held_locks: dict[str, str] = {}  # job id -> lock token, renewed while running
+        self._locks = LockRenewal(self.queue.scripts, self.lock_ms, self._report)
+        limits = (self.max_stalled_count, self.stalled_interval_ms)
+        active = lambda: self._state == "running"  # noqa: E731
+        self._sweep = StalledSweep(self.queue.scripts, self.clock, limits, self._on_stalled, active)
         self._strategy_errors: list[Exception] = []
         self._drained = False  # the last fetch found nothing ("drained" was emitted)
         self._deadline: float | None = None  # loop time when close() stops waiting for jobs
@@ -218,16 +222,15 @@ class Worker:
         self._stop_reconnect_reports = on_reconnect(self.queue.redis, self._report_reconnect)
 
     async def _run_loop(self) -> None:
+        assert self._helpers_stop is not None
+        stop, report = self._helpers_stop, self._report
         helpers = [
-            asyncio.create_task(
-                self._keep_running("lock renewal", self._renew_locks, self.lock_ms / 4000)
-            ),
-            asyncio.create_task(
-                self._keep_running(
-                    "stalled check", self._check_stalled, self.stalled_interval_ms / 1000
-                )
-            ),
-            asyncio.create_task(self._keep_running("client name", self._keep_named, 30)),
+            asyncio.create_task(keep_running(task, step, cap, stop, report))
+            for task, step, cap in (
+                ("lock renewal", self._locks.step, self.lock_ms / 4000),
+                ("stalled check", self._sweep.step, self.stalled_interval_ms / 1000),
+                ("client name", self._keep_named, 30),
+            )
         ]
         crash: BaseException | None = None
         try:
@@ -511,13 +514,13 @@ class Worker:
         while job is not None:
             job.token = token  # for Job.move_to_delayed
             self._jobs[job.id] = (job, token, task)
-            self._held_locks[job.id] = token
+            self._locks.held[job.id] = token
             attempt = self._attempts[job.id] = Attempt(job.id, task)  # cancel_job finds it
             try:
                 following = await self._run_job(job, token, attempt)
             finally:
                 self._jobs.pop(job.id, None)
-                self._held_locks.pop(job.id, None)
+                self._locks.held.pop(job.id, None)
                 attempt.end()
                 if self._attempts.get(job.id) is attempt:
                     del self._attempts[job.id]
@@ -683,7 +686,7 @@ class Worker:
         close deadline; then the job is left to the stalled check. A lost lock, or a job
         removed while it ran (e.g. an obliterate), ends it at once."""
         job = args[0]
-        self._held_locks.pop(job.id, None)  # the outcome's script releases the lock
+        self._locks.held.pop(job.id, None)  # the outcome's script releases the lock
         loop = asyncio.get_running_loop()
         give_up, pace = loop.time() + self.lock_ms / 1000, Pace()
         while True:
@@ -821,58 +824,16 @@ class Worker:
         if running is not None:
             await self._emit("progress", running[0], value)
 
-    # -- keeping locks and finding stalled jobs -------------------------------
+    # -- keeping locks and finding stalled jobs: minibull/locks.py -----------------
 
-    async def _keep_running(
-        self, task: str, step: Callable[[], Awaitable[float]], cap: float
-    ) -> None:
-        """Run ``step`` until the worker's helpers stop, sleeping the seconds it returns
-        between runs. An exception is reported and ``step`` is tried again after a
-        back-off (at most ``cap`` seconds): one bad reply never ends the task."""
-        pace = Pace(first=min(0.05, cap), cap=cap)
-        pause = 0.0
-        while await self._helper_sleep(pause):
-            try:
-                pause = await step()
-                pace.reset()
-            except Exception as exc:
-                await self._report(task, exc)
-                pause = pace.next()
-
-    async def _renew_locks(self) -> float:
-        """Renew the locks of running jobs, also while a closing worker finishes them."""
-        locks = dict(self._held_locks)
-        lost = await self.queue.scripts.extend_locks(locks, self.lock_ms)
-        for job_id in lost:
-            # A job whose outcome was being recorded meanwhile gave its lock up: not lost.
-            if self._held_locks.get(job_id) == locks[job_id]:
-                await self._report("lock renewal", LockLostError(f"lost the lock of job {job_id}"))
-        return self.lock_ms / 2000
-
-    async def _check_stalled(self) -> float:
-        """Put back the jobs whose worker died (their lock expired); logged, as each is a
-        crash somewhere. A job stalled too often fails when a worker takes it."""
-        if self._state == "running":
-            recovered = await self.queue.scripts.move_stalled_jobs_to_wait(
-                self.clock.now(), self.max_stalled_count, self.stalled_interval_ms
-            )
-            for job_id in recovered:
-                logger.warning(
-                    "worker %s: job %s stalled (its worker died or lost the lock): back in line",
-                    self.name,
-                    job_id,
-                )
-                await self._emit("stalled", job_id)
-        return self.stalled_interval_ms / 1000
-
-    async def _helper_sleep(self, seconds: float) -> bool:
-        """Sleep (real time); return early, and False, once the helpers must stop."""
-        assert self._helpers_stop is not None
-        try:
-            await asyncio.wait_for(self._helpers_stop.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
-        return not self._helpers_stop.is_set()
+    async def _on_stalled(self, job_id: str) -> None:
+        """The stalled sweep put a job back: logged, as each is a crash somewhere."""
+        logger.warning(
+            "worker %s: job %s stalled (its worker died or lost the lock): back in line",
+            self.name,
+            job_id,
+        )
+        await self._emit("stalled", job_id)
 
     # -- events and errors ----------------------------------------------------
 

@@ -280,7 +280,7 @@ async def test_a_timed_out_job_lets_go_of_its_lock_and_slot(queue, make_worker, 
     assert await slow.get_state() == "failed"
     assert await quick.wait_until_finished(timeout=5) == "quick"
     assert await queue.redis.exists(queue.keys.lock(slow.id)) == 0
-    assert worker._held_locks == {} and worker._attempts == {}
+    assert worker._locks.held == {} and worker._attempts == {}
     assert await queue.redis.lrange(queue.keys.active, 0, -1) == []
 
 
