@@ -30,6 +30,7 @@ import traceback
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -83,6 +84,28 @@ def clean_text(text: str, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = f"{text[:limit]}... [{len(text) - limit} more characters cut]"
     return text
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed attempt, as it is recorded: retried after ``delay`` ms, or failed for good."""
+
+    error: BaseException
+    reason: str  # failedReason
+    stacks: list[str]  # the job's stack traces, this one last
+    delay: int | None  # ms until the next attempt; None: the job fails for good
+    strategy_error: Exception | None = None  # a backoff_strategy that raised (reported)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended: "completed" (with its result), "failed" (``failure``),
+    "rate limited" (RateLimitError: back in line) or "moved" (the processor moved it)."""
+
+    kind: str
+    result: Any = None
+    returnvalue: str = ""  # the result as JSON text, as it is stored
+    failure: Failure | None = None
 
 
 class Worker:
@@ -150,15 +173,13 @@ class Worker:
         self._tokens = 0
         self._state = "new"  # new -> running -> closing -> closed
         self._paused = False
-        self._parked = False
-        self._waiting_for_slot = False
+        self.waiting = ""  # what the loop waits for: "slot", "work", or "" (see is_idle)
         self._slot_holders: set[asyncio.Task[None]] = set()
         self._left_to_stalled: set[asyncio.Task[None]] = set()  # holders that close() cancelled
         self._locks = LockRenewal(self.queue.scripts, self.lock_ms, self._report)
         limits = (self.max_stalled_count, self.stalled_interval_ms)
         active = lambda: self._state == "running"  # noqa: E731
         self._sweep = StalledSweep(self.queue.scripts, self.clock, limits, self._on_stalled, active)
-        self._strategy_errors: list[Exception] = []
         self._drained = False  # the last fetch found nothing ("drained" was emitted)
         self._deadline: float | None = None  # loop time when close() stops waiting for jobs
         self._forced = False  # close(force=True) was called
@@ -369,15 +390,15 @@ class Worker:
         if not self._slots.locked():
             await self._slots.acquire()  # free: returns at once
             return True
-        self._waiting_for_slot = True
+        self.waiting = "slot"
         acquire = asyncio.ensure_future(self._slots.acquire())
         # Not waiting from the moment the slot is ours (a virtual clock asks in between).
-        acquire.add_done_callback(lambda _: setattr(self, "_waiting_for_slot", False))
+        acquire.add_done_callback(lambda _: setattr(self, "waiting", ""))
         closing = asyncio.ensure_future(self._closing.wait())
         try:
             await asyncio.wait({acquire, closing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._waiting_for_slot = False
+            self.waiting = ""
             closing.cancel()
             if not acquire.done():
                 acquire.cancel()
@@ -439,7 +460,7 @@ class Worker:
         if self._wakeup.is_set() or self._state != "running":
             self._wakeup.clear()
             return
-        self._parked = True
+        self.waiting = "work"
         woken = asyncio.ensure_future(self._wakeup.wait())
         self._waiting_task = asyncio.ensure_future(blocking()) if blocking else None
         try:
@@ -459,7 +480,7 @@ class Worker:
                     self._waiting_task.result()  # a failed BZPOPMIN raises here
         finally:
             woken.cancel()
-            self._parked = False
+            self.waiting = ""
             self._waiting_task = None
             self._wakeup.clear()
 
@@ -504,27 +525,41 @@ class Worker:
 
         # Registered here, synchronously: close() waits for _slot_holders, so it also
         # sees a job fetched while it began, before the task has started (B3).
-        task = asyncio.create_task(self._run_jobs(*taken))
+        task = asyncio.create_task(self._work(*taken))
         self._slot_holders.add(task)
         task.add_done_callback(release_slot)
 
-    async def _run_jobs(self, job: Job | None, token: str) -> None:
+    async def _work(self, job: Job | None, token: str) -> None:
+        """One slot's work: run the job, record how it ended, and go on with the next job
+        when recording fetched one (speed: one script call finishes a job and takes the next)."""
         task = asyncio.current_task()
         assert task is not None
         while job is not None:
-            job.token = token  # for Job.move_to_delayed
-            self._jobs[job.id] = (job, token, task)
-            self._locks.held[job.id] = token
-            attempt = self._attempts[job.id] = Attempt(job.id, task)  # cancel_job finds it
+            attempt = self._hold(job, token, task)
             try:
-                following = await self._run_job(job, token, attempt)
+                await self._emit("active", job)
+                if job.scheduler_id:
+                    await self._plan_next_run(job)
+                outcome = await self._run(job, attempt)
+                following = await self._record(job, token, outcome)
             finally:
-                self._jobs.pop(job.id, None)
-                self._locks.held.pop(job.id, None)
-                attempt.end()
-                if self._attempts.get(job.id) is attempt:
-                    del self._attempts[job.id]
+                self._let_go(job, attempt)
             job, token = following if following else (None, "")
+
+    def _hold(self, job: Job, token: str, task: asyncio.Task[None]) -> Attempt:
+        """A job starts here: its lock is renewed and ``cancel_job`` can find its attempt."""
+        job.token = token  # for Job.move_to_delayed
+        self._jobs[job.id] = (job, token, task)
+        self._locks.held[job.id] = token
+        attempt = self._attempts[job.id] = Attempt(job.id, task)
+        return attempt
+
+    def _let_go(self, job: Job, attempt: Attempt) -> None:
+        self._jobs.pop(job.id, None)
+        self._locks.held.pop(job.id, None)
+        attempt.end()
+        if self._attempts.get(job.id) is attempt:
+            del self._attempts[job.id]
 
     def _fetch_next(self) -> Take | None:
         """Fetch the next job while finishing this one, unless closing or paused."""
@@ -570,11 +605,8 @@ class Worker:
 
     # -- one job --------------------------------------------------------------
 
-    async def _run_job(self, job: Job, token: str, attempt: Attempt) -> tuple[Job, str] | None:
-        """Run one job and record its outcome; returns the next job if one was fetched."""
-        await self._emit("active", job)
-        if job.scheduler_id:
-            await self._plan_next_run(job)
+    async def _run(self, job: Job, attempt: Attempt) -> Outcome:
+        """Run the processor on the job, as one attempt, and say how it ended."""
         try:
             if job.deferred_failure:
                 logger.warning(
@@ -582,23 +614,32 @@ class Worker:
                 )
                 raise UnrecoverableError(job.deferred_failure)
             result = await self._attempt(job, attempt)
-            returnvalue = encode_json(result, "the processor's return value")
+            return Outcome("completed", result, encode_json(result, "the processor's return value"))
         except asyncio.CancelledError as error:
             if self._being_cancelled():
                 raise  # force-closed: the job stays active and will be recovered as stalled
-            failure = self._failure(job, error)  # the processor's own cancelled await
+            return Outcome("failed", failure=self._failure(job, error))  # its own cancel
         except DelayedError:
-            return None  # the processor moved its job to delayed itself (Job.move_to_delayed)
-        except RateLimitError:  # the processor hit a limit (after rate_limit): back in line
-            return await self._finish(self._record_rate_limited, job, token)
+            return Outcome("moved")  # the processor delayed its job itself (move_to_delayed)
+        except RateLimitError:
+            return Outcome("rate limited")  # the processor hit a limit (after rate_limit)
         except BaseException as error:  # also sys.exit() or KeyboardInterrupt in a processor
-            failure = self._failure(job, error)
-        else:
-            return await self._finish(self._record_completion, job, token, result, returnvalue)
-        if self._strategy_errors:
-            await self._report("backoff_strategy", self._strategy_errors.pop())
-            self._strategy_errors.clear()
-        return await self._finish(self._record_failure, job, token, *failure)
+            return Outcome("failed", failure=self._failure(job, error))
+
+    async def _record(self, job: Job, token: str, outcome: Outcome) -> tuple[Job, str] | None:
+        """Write how the attempt ended to Redis; returns the next job if that fetched one."""
+        if outcome.kind == "completed":
+            return await self._finish(
+                self._record_completion, job, token, outcome.result, outcome.returnvalue
+            )
+        if outcome.kind == "rate limited":  # back in line, no attempt used
+            return await self._finish(self._record_rate_limited, job, token)
+        if outcome.kind == "moved":
+            return None
+        assert outcome.failure is not None
+        if outcome.failure.strategy_error is not None:
+            await self._report("backoff_strategy", outcome.failure.strategy_error)
+        return await self._finish(self._record_failure, job, token, outcome.failure)
 
     def _being_cancelled(self) -> bool:
         """True in a job's task that close() cancelled (not the processor's own cancelled await).
@@ -738,9 +779,7 @@ class Worker:
         moveJobFromActiveToWait); moveToActive then holds every worker until the window ends."""
         await self.queue.scripts.move_job_from_active_to_wait(job.id, token, self.clock.now())
 
-    def _failure(
-        self, job: Job, error: BaseException
-    ) -> tuple[BaseException, str, list[str], int | None]:
+    def _failure(self, job: Job, error: BaseException) -> Failure:
         """What a failure stores, worked out once (the recording may be retried): the
         error, its reason and the stack traces, capped and valid UTF-8, and the retry delay."""
         reason = str(error) or type(error).__name__
@@ -748,22 +787,20 @@ class Worker:
             reason = f"the processor raised {type(error).__name__}({reason})"
         stack = "".join(traceback.format_exception(error)).rstrip()
         stacks = [clean_text(str(s), STACK_LIMIT) for s in [*job.stacktrace, stack]]
-        return (
+        delay, strategy_error = self._retry_delay(job, error)
+        return Failure(
             error,
             clean_text(reason, REASON_LIMIT),
             stacks[-_STACKTRACE_LIMIT:],
-            self._retry_delay(job, error),
+            delay,
+            strategy_error,
         )
 
     async def _record_failure(
-        self,
-        job: Job,
-        token: str,
-        error: BaseException,
-        reason: str,
-        stacks: list[str],
-        delay: int | None,
+        self, job: Job, token: str, failure: Failure
     ) -> tuple[Job, str] | None:
+        """Retry the job (at once, or delayed by its backoff), or fail it for good."""
+        reason, stacks, delay = failure.reason, failure.stacks, failure.delay
         fields = {"failedReason": reason, "stacktrace": encode_json(stacks, "stacktrace")}
         scripts, now = self.queue.scripts, self.clock.now()
         following = None
@@ -790,33 +827,33 @@ class Worker:
             await scripts.move_to_delayed(now, job.id, token, delay, fields)
         job.attempts_made += 1
         job.failed_reason, job.stacktrace = reason, stacks
-        await self._emit("failed", job, error)
+        await self._emit("failed", job, failure.error)
         return following
 
-    def _retry_delay(self, job: Job, error: BaseException) -> int | None:
-        """Milliseconds until the next attempt, or None to fail the job for good."""
+    def _retry_delay(self, job: Job, error: BaseException) -> tuple[int | None, Exception | None]:
+        """Milliseconds until the next attempt, or None to fail the job for good; and the
+        error of a ``backoff_strategy`` that failed (it fails the job, reported)."""
         if isinstance(error, UnrecoverableError) or job.attempts_made + 1 >= job.attempts:
-            return None
+            return None, None
         backoff = job.opts.get("backoff")
         attempt = job.attempts_made + 1
         delay = backoff_delay(backoff, attempt, retry_rng(self.queue.keys.job(job.id), attempt))
         if delay is not None:
-            return delay
+            return delay, None
         kind = backoff.get("type") if isinstance(backoff, dict) else backoff
         if self.backoff_strategy is None:
             logger.warning(
                 "job %s has backoff type %r but the worker has no backoff_strategy", job.id, kind
             )
-            return None
+            return None, None
         try:
             seconds = self.backoff_strategy(attempt, kind, error, job)
             if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds < 0:
-                return None
-            return min(to_ms(seconds, "the backoff_strategy's result"), MAX_DELAY_MS)
+                return None, None
+            return min(to_ms(seconds, "the backoff_strategy's result"), MAX_DELAY_MS), None
         except Exception as exc:  # a broken strategy fails the job, it does not strand it
             logger.warning("backoff_strategy failed for job %s: %s", job.id, exc)
-            self._strategy_errors.append(exc)
-            return None
+            return None, exc
 
     async def _on_progress(self, job_id: str, value: Any) -> None:
         """The queue stored a job's progress: emit ``progress`` if this worker runs it."""
@@ -868,14 +905,16 @@ class Worker:
     async def is_idle(self) -> bool:
         """For a virtual clock: True when nothing here can move until time advances.
 
-        Running jobs count as idle only while they sleep on the clock (virtual work).
+        Running jobs count as idle only while they sleep on the clock (virtual work); the
+        loop, while it waits for a slot that only they can free, or for work (``waiting``)
+        that no wake-up, finished Redis call or ready job is about to end.
         """
         jobs_sleep = all(self.clock.is_sleeping(task) for task in self._slot_holders)
         if self._state != "running" or self._paused or not jobs_sleep:
             return jobs_sleep
-        if self._waiting_for_slot:
+        if self.waiting == "slot":
             return len(self._slot_holders) >= self.concurrency  # all hold sleeping jobs
-        if not self._parked:
+        if self.waiting != "work":
             return False
         if self._wakeup is not None and self._wakeup.is_set():
             return False

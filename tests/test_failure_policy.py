@@ -56,7 +56,7 @@ async def test_a_failed_wake_up_is_reported_and_the_worker_goes_on(queue, make_w
     errors, done = [], []
     worker = make_worker(lambda job: done.append(job.id), drain_delay=5)
     worker.on("error", errors.append)
-    await wait_for(lambda: worker._parked)  # blocked on the marker
+    await wait_for(lambda: worker.waiting == "work")  # blocked on the marker
     fail_first(worker.queue.redis, "zadd", RedisConnectionError("blip"))
     await worker.pause()  # wakes the blocked wait through the wake-up key: that write fails
     await wait_for(lambda: errors)
@@ -272,7 +272,7 @@ async def test_close_waits_for_a_job_fetched_while_it_began(queue, make_worker):
         finished.append(job.id)
 
     worker = make_worker(slow, drain_delay=0.05)
-    await wait_for(lambda: worker._parked)
+    await wait_for(lambda: worker.waiting == "work")
     release = asyncio.Event()
     fetching = asyncio.Event()
     original = worker.queue.scripts.move_to_active

@@ -113,7 +113,7 @@ async def test_an_async_worker_runs_what_a_sync_queue_added(sync_queue, make_wor
 async def test_a_job_added_while_a_worker_waits_wakes_it(sync_queue, make_worker):
     ran: list[str] = []
     worker = make_worker(lambda job: ran.append(job.id), drain_delay=5)
-    await wait_for(lambda: worker._parked)  # blocked on the marker
+    await wait_for(lambda: worker.waiting == "work")  # blocked on the marker
     job = sync_queue.add("wake", {})
     await wait_for(lambda: ran == [job.id], timeout=3)  # long before the 5 s drain delay
 
