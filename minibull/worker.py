@@ -135,31 +135,15 @@ class Worker:
         worker_name: str | None = None,
         metrics: dict[str, int] | None = None,
     ) -> None:
-        if not callable(processor):
-            raise TypeError(f"processor must be callable (got {type(processor).__name__})")
-        if backoff_strategy is not None and not callable(backoff_strategy):
-            raise TypeError("backoff_strategy must be callable")
+        self._wants_signal = check_processor(processor, backoff_strategy, sandboxed)
+        self.processor = processor
+        self.backoff_strategy = backoff_strategy
+        self.sandboxed = sandboxed
         self.concurrency = check_int(concurrency, "concurrency", 1)
-        self.lock_ms = to_ms(lock_duration, "lock_duration")
-        self.stalled_interval_ms = to_ms(stalled_interval, "stalled_interval")
-        if self.lock_ms < 2 or self.stalled_interval_ms < 1:
-            raise ValueError("lock_duration and stalled_interval must be positive")
+        self.lock_ms, self.stalled_interval_ms = check_lock_times(lock_duration, stalled_interval)
         self.max_stalled_count = check_int(max_stalled_count, "max_stalled_count", 0)
         self.drain_delay = to_ms(drain_delay, "drain_delay") / 1000 or 0.001
         self.limiter = check_limiter(limiter)
-        if not isinstance(sandboxed, bool):
-            raise TypeError("sandboxed must be True or False")
-        self.sandboxed = sandboxed
-        self._sandbox: Sandbox | None = None
-        self.processor = processor
-        self._wants_signal = wants_signal(processor)
-        if sandboxed and self._wants_signal:
-            raise TypeError(
-                "a sandboxed processor takes the job only: a cancelled child is killed, "
-                "so it needs no CancelSignal"
-            )
-        self._attempts: dict[str, Attempt] = {}  # job id -> its running attempt
-        self.backoff_strategy = backoff_strategy
         self.worker_name, self.max_metrics = check_worker_name(worker_name), check_metrics(metrics)
         self.queue = Queue(name, connection, prefix=prefix, clock=clock)
         self.queue.on_progress(self._on_progress)
@@ -169,17 +153,31 @@ class Worker:
         self._init_client_name()
         self._wakeup_key = self.queue.keys.worker_wakeup(self.id)
         self._listeners: dict[str, list[Callable[..., Any]]] = defaultdict(list)
-        self._jobs: dict[str, tuple[Job, str, asyncio.Task[None]]] = {}
-        self._tokens = 0
+        self._init_guards()
+        self._init_run_state()
+
+    def _init_guards(self) -> None:
+        """The two background guards against lost jobs (minibull/locks.py)."""
+        self._locks = LockRenewal(self.queue.scripts, self.lock_ms, self._report)
+        self._sweep = StalledSweep(
+            self.queue.scripts,
+            self.clock,
+            (self.max_stalled_count, self.stalled_interval_ms),
+            self._on_stalled,
+            active=lambda: self._state == "running",
+        )
+
+    def _init_run_state(self) -> None:
+        """What the worker tracks while it runs (the asyncio parts are made by ``_begin``)."""
         self._state = "new"  # new -> running -> closing -> closed
         self._paused = False
         self.waiting = ""  # what the loop waits for: "slot", "work", or "" (see is_idle)
+        self._jobs: dict[str, tuple[Job, str, asyncio.Task[None]]] = {}
+        self._attempts: dict[str, Attempt] = {}  # job id -> its running attempt
+        self._tokens = 0
         self._slot_holders: set[asyncio.Task[None]] = set()
         self._left_to_stalled: set[asyncio.Task[None]] = set()  # holders that close() cancelled
-        self._locks = LockRenewal(self.queue.scripts, self.lock_ms, self._report)
-        limits = (self.max_stalled_count, self.stalled_interval_ms)
-        active = lambda: self._state == "running"  # noqa: E731
-        self._sweep = StalledSweep(self.queue.scripts, self.clock, limits, self._on_stalled, active)
+        self._sandbox: Sandbox | None = None
         self._drained = False  # the last fetch found nothing ("drained" was emitted)
         self._deadline: float | None = None  # loop time when close() stops waiting for jobs
         self._forced = False  # close(force=True) was called
@@ -989,6 +987,36 @@ async def run_in_daemon_thread(function: Callable[..., Any], job: Job, *more: An
 
     threading.Thread(target=run, name=f"minibull job {job.id}", daemon=True).start()
     return await done
+
+
+def check_processor(
+    processor: Any, backoff_strategy: BackoffStrategy | None, sandboxed: bool
+) -> bool:
+    """Check the callables and ``sandboxed``; True if the processor takes a CancelSignal."""
+    if not callable(processor):
+        raise TypeError(f"processor must be callable (got {type(processor).__name__})")
+    if backoff_strategy is not None and not callable(backoff_strategy):
+        raise TypeError("backoff_strategy must be callable")
+    if not isinstance(sandboxed, bool):
+        raise TypeError("sandboxed must be True or False")
+    takes_signal = wants_signal(processor)
+    if sandboxed and takes_signal:
+        raise TypeError(
+            "a sandboxed processor takes the job only: a cancelled child is killed, "
+            "so it needs no CancelSignal"
+        )
+    return takes_signal
+
+
+def check_lock_times(
+    lock_duration: float | timedelta, stalled_interval: float | timedelta
+) -> tuple[int, int]:
+    """The lock duration and the stalled check's interval, in ms (both must be positive)."""
+    lock_ms = to_ms(lock_duration, "lock_duration")
+    stalled_interval_ms = to_ms(stalled_interval, "stalled_interval")
+    if lock_ms < 2 or stalled_interval_ms < 1:
+        raise ValueError("lock_duration and stalled_interval must be positive")
+    return lock_ms, stalled_interval_ms
 
 
 def check_limiter(limiter: dict[str, float] | None) -> tuple[int, int] | None:
