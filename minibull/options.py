@@ -200,50 +200,58 @@ def build_job(
     data_json = encode_json(data, "data")
     check_size(data_json, size_limit)
     check_int(attempts, "attempts", 1, MAX_COUNT)
+    delay_ms = check_delay(delay)
+    check_int(priority, "priority", 0, MAX_PRIORITY)
+    check_bool(lifo, "lifo")
+    custom_id = "" if job_id is None else check_job_id(job_id)
+    dedup = check_deduplication(deduplication)
+    optional = {
+        "backoff": normalize_backoff(backoff),
+        "priority": priority or None,
+        "lifo": lifo or None,
+        "jobId": custom_id or None,
+        "removeOnComplete": normalize_keep(remove_on_complete, "remove_on_complete"),
+        "removeOnFail": normalize_keep(remove_on_fail, "remove_on_fail"),
+        "de": dedup,
+        "sizeLimit": size_limit,
+        "timeout": None if timeout is None else check_timeout(timeout),
+    }
+    opts = _stored_opts(attempts, delay_ms, optional)
+    spec = {"id": custom_id, "name": name, "data": data_json, "opts": _compact_json(opts)}
+    spec.update(delay=delay_ms, priority=priority, lifo=lifo)
+    return _with_deduplication(spec, dedup)
+
+
+def _stored_opts(attempts: int, delay_ms: int, optional: dict[str, Any]) -> dict[str, Any]:
+    """The job's ``opts`` as BullMQ stores them: the options that are set, in this order
+    (None and False mean "not set"; 0 is a value: ``remove_on_complete=0`` is stored)."""
+    opts: dict[str, Any] = {"attempts": attempts, "delay": delay_ms}
+    for key, value in optional.items():
+        if value is not None and value is not False:
+            opts[key] = value
+    return opts
+
+
+def check_delay(delay: float | timedelta) -> int:
+    """A delay in seconds (at most 5 years), as ms."""
     delay_ms = to_ms(delay, "delay")
     if delay_ms > MAX_DELAY_MS:
         raise ValueError(f"delay must be at most 5 years (got {delay!r} seconds)")
-    check_int(priority, "priority", 0, MAX_PRIORITY)
-    if not isinstance(lifo, bool):
-        raise TypeError(f"lifo must be True or False (got {lifo!r})")
-    custom_id = "" if job_id is None else check_job_id(job_id)
-    opts: dict[str, Any] = {"attempts": attempts, "delay": delay_ms}
-    stored_backoff = normalize_backoff(backoff)
-    if stored_backoff is not None:
-        opts["backoff"] = stored_backoff
-    if priority:
-        opts["priority"] = priority
-    if lifo:
-        opts["lifo"] = True
-    if custom_id:
-        opts["jobId"] = custom_id
-    for option, value in (
-        ("removeOnComplete", remove_on_complete),
-        ("removeOnFail", remove_on_fail),
-    ):
-        argument = "remove_on_complete" if option == "removeOnComplete" else "remove_on_fail"
-        keep = normalize_keep(value, argument)
-        if keep is not False:
-            opts[option] = keep
-    dedup = check_deduplication(deduplication)
-    if dedup is not None:
-        opts["de"] = dedup
-    if size_limit is not None:
-        opts["sizeLimit"] = size_limit
-    if timeout is not None:
-        opts["timeout"] = check_timeout(timeout)
-    spec = {
-        "id": custom_id,
-        "name": name,
-        "data": data_json,
-        "opts": _compact_json(opts),
-        "delay": delay_ms,
-        "priority": priority,
-        "lifo": lifo,
-    }
+    return delay_ms
+
+
+def check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False (got {value!r})")
+    return value
+
+
+def _with_deduplication(spec: dict[str, Any], dedup: dict[str, Any] | None) -> dict[str, Any]:
+    """The fields addJob reads for deduplication: the modes' whole option (its
+    includes/deduplicateJob), else the simple id and ttl."""
     if dedup is not None:
         if set(dedup) & set(DEDUPLICATION_MODES.values()):
-            spec["de"] = dedup  # the modes: addJob's includes/deduplicateJob
+            spec["de"] = dedup
         else:
             spec["dedupId"], spec["dedupTtl"] = dedup["id"], dedup.get("ttl", 0)
     return spec
