@@ -194,8 +194,6 @@ class Worker:
     def __repr__(self) -> str:
         return f"Worker({self.name!r}, concurrency={self.concurrency}, state={self._state!r})"
 
-    # -- public control -------------------------------------------------------
-
     def on(self, event: str, callback: Callable[..., Any]) -> None:
         """Call ``callback`` on ``event`` (sync or async); see ``EVENTS``."""
         if event not in EVENTS:
@@ -225,69 +223,6 @@ class Worker:
         self._begin()
         await self._run_loop()
 
-    def _begin(self) -> None:
-        if self._state != "new":
-            raise RuntimeError(f"a worker runs once (this one is {self._state})")
-        self._state = "running"
-        self._closed = asyncio.Event()
-        self._wakeup = asyncio.Event()
-        self._helpers_stop = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.concurrency)
-        self._deadline_moved = asyncio.Event()
-        self._closing = asyncio.Event()
-        if self.sandboxed:
-            self._sandbox = Sandbox()
-        self.clock.add_actor(self)
-        self._stop_reconnect_reports = on_reconnect(self.queue.redis, self._report_reconnect)
-
-    async def _run_loop(self) -> None:
-        assert self._helpers_stop is not None
-        stop, report = self._helpers_stop, self._report
-        helpers = [
-            asyncio.create_task(keep_running(task, step, cap, stop, report))
-            for task, step, cap in (
-                ("lock renewal", self._locks.step, self.lock_ms / 4000),
-                ("stalled check", self._sweep.step, self.stalled_interval_ms / 1000),
-                ("client name", self._keep_named, 30),
-            )
-        ]
-        crash: BaseException | None = None
-        try:
-            await self._main_loop()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # only what the loop's own policy cannot handle
-            crash = exc
-        finally:
-            helper_crashes = await self._shut_down(helpers)
-        crash = crash or next(iter(helper_crashes), None)
-        if isinstance(crash, (KeyboardInterrupt, SystemExit)):
-            raise crash
-        if crash is not None:
-            logger.error("worker %s can no longer work: %r", self.name, crash)
-            raise WorkerError(f"worker {self.name} can no longer work: {crash!r}") from crash
-
-    async def _shut_down(self, helpers: list[asyncio.Task[None]]) -> list[BaseException]:
-        """Wait for the jobs, stop the helpers, let go of Redis; returns how helpers crashed."""
-        self._state = "closing"
-        await self._wait_for_running_jobs()  # their locks are still renewed meanwhile
-        # The helpers stop at their next step; they are not cancelled, because a
-        # cancellation that lands inside a Redis call can be swallowed by the client.
-        assert self._helpers_stop is not None
-        self._helpers_stop.set()
-        ended = await asyncio.gather(*helpers, return_exceptions=True)
-        await self._forget_wakeup_key()
-        await self._drop_name()
-        if self._sandbox is not None:
-            self._sandbox.shutdown()
-        self.clock.remove_actor(self)
-        self._stop_reconnect_reports()
-        await self.queue.close()
-        self._state = "closed"
-        assert self._closed is not None
-        self._closed.set()
-        return [result for result in ended if isinstance(result, BaseException)]
-
     async def close(self, force: bool = False, timeout: float | None = CLOSE_TIMEOUT) -> None:
         """Stop taking jobs and wait for the running ones, at most ``timeout`` seconds
         (None: no limit; ``force``: no wait). Jobs still running then are cancelled and
@@ -308,19 +243,15 @@ class Worker:
         if self._run_task is not None and self._run_task.done() and not self._run_task.cancelled():
             self._run_task.result()  # re-raise a crash of the loop (WorkerError), if any
 
-    def _set_deadline(self, timeout: float | None) -> None:
-        """Stop waiting for running jobs ``timeout`` seconds from now (kept if sooner)."""
-        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
-            raise ValueError(f"timeout must be None or >= 0 seconds (got {timeout!r})")
-        now = asyncio.get_running_loop().time()
-        deadline = math.inf if timeout is None else now + timeout
-        if self._deadline is None or deadline < self._deadline:
-            self._deadline = deadline
-            assert self._deadline_moved is not None
-            self._deadline_moved.set()
+    async def pause(self) -> None:
+        """Stop this worker taking new jobs (its running jobs finish)."""
+        self._paused = True
+        self._wake()
 
-    def _past_deadline(self) -> bool:
-        return self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
+    async def resume(self) -> None:
+        """Let this worker take jobs again."""
+        self._paused = False
+        self._wake()
 
     def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
         """Cancel the attempt this worker is running on job ``job_id``: True if it was
@@ -346,19 +277,11 @@ class Worker:
         ``RateLimitError`` in the processor to put its job back (BullMQ's ``rateLimit``)."""
         await self.queue.rate_limit(seconds)
 
-    async def pause(self) -> None:
-        """Stop this worker taking new jobs (its running jobs finish)."""
-        self._paused = True
-        self._wake()
-
-    async def resume(self) -> None:
-        """Let this worker take jobs again."""
-        self._paused = False
-        self._wake()
-
-    # -- the loop -------------------------------------------------------------
+    # -- the story of a job: fetch it, run it, record how it ended -------------------
 
     async def _main_loop(self) -> None:
+        """The worker's loop, until close(): take a free slot and the next job, and start
+        the job in a task of its own (``_work``: run it, record how it ended)."""
         pace = Pace(cap=1.0)
         while self._state == "running":
             try:
@@ -369,6 +292,7 @@ class Worker:
                 await self._pause(pace.next())
 
     async def _take_a_slot_and_a_job(self) -> None:
+        """Wait for a free slot, then for a job; the slot is given back if none came."""
         assert self._slots is not None
         if not await self._free_slot():
             return
@@ -381,6 +305,77 @@ class Worker:
             self._slots.release()
         else:
             self._start_job(job)
+
+    def _start_job(self, taken: tuple[Job, str]) -> None:
+        """Run a job in its own task, holding one slot; the task goes on with the next
+        job it fetched when finishing this one, until there is none."""
+
+        def release_slot(task: asyncio.Task[None]) -> None:
+            assert self._slots is not None
+            self._slot_holders.discard(task)
+            self._left_to_stalled.discard(task)
+            self._slots.release()
+
+        # Registered here, synchronously: close() waits for _slot_holders, so it also
+        # sees a job fetched while it began, before the task has started (B3).
+        task = asyncio.create_task(self._work(*taken))
+        self._slot_holders.add(task)
+        task.add_done_callback(release_slot)
+
+    async def _work(self, job: Job | None, token: str) -> None:
+        """One slot's work: run the job, record how it ended, and go on with the next job
+        when recording fetched one (speed: one script call finishes a job and takes the next)."""
+        task = asyncio.current_task()
+        assert task is not None
+        while job is not None:
+            attempt = self._hold(job, token, task)
+            try:
+                await self._emit("active", job)
+                if job.scheduler_id:
+                    await self._plan_next_run(job)
+                outcome = await self._run(job, attempt)
+                following = await self._record(job, token, outcome)
+            finally:
+                self._let_go(job, attempt)
+            job, token = following if following else (None, "")
+
+    async def _run(self, job: Job, attempt: Attempt) -> Outcome:
+        """Run the processor on the job, as one attempt, and say how it ended."""
+        try:
+            if job.deferred_failure:
+                logger.warning(
+                    "worker %s: job %s fails: %s", self.name, job.id, job.deferred_failure
+                )
+                raise UnrecoverableError(job.deferred_failure)
+            result = await self._attempt(job, attempt)
+            return Outcome("completed", result, encode_json(result, "the processor's return value"))
+        except asyncio.CancelledError as error:
+            if self._being_cancelled():
+                raise  # force-closed: the job stays active and will be recovered as stalled
+            return Outcome("failed", failure=self._failure(job, error))  # its own cancel
+        except DelayedError:
+            return Outcome("moved")  # the processor delayed its job itself (move_to_delayed)
+        except RateLimitError:
+            return Outcome("rate limited")  # the processor hit a limit (after rate_limit)
+        except BaseException as error:  # also sys.exit() or KeyboardInterrupt in a processor
+            return Outcome("failed", failure=self._failure(job, error))
+
+    async def _record(self, job: Job, token: str, outcome: Outcome) -> tuple[Job, str] | None:
+        """Write how the attempt ended to Redis; returns the next job if that fetched one."""
+        if outcome.kind == "completed":
+            return await self._finish(
+                self._record_completion, job, token, outcome.result, outcome.returnvalue
+            )
+        if outcome.kind == "rate limited":  # back in line, no attempt used
+            return await self._finish(self._record_rate_limited, job, token)
+        if outcome.kind == "moved":
+            return None
+        assert outcome.failure is not None
+        if outcome.failure.strategy_error is not None:
+            await self._report("backoff_strategy", outcome.failure.strategy_error)
+        return await self._finish(self._record_failure, job, token, outcome.failure)
+
+    # -- fetching: a free slot, then the next job (or a wait for one) ----------------
 
     async def _free_slot(self) -> bool:
         """Wait for a free slot (True), or until close() is called (False)."""
@@ -420,9 +415,19 @@ class Worker:
             await self._wait_for_work(taken.next_due or None)
         return None
 
-    async def _pause(self, seconds: float) -> None:
-        """Sleep (real time), ended early by a local wake-up (close, pause, resume)."""
-        await self._wait_for_wakeup(lambda: asyncio.sleep(seconds), on_redis=False)
+    def _take(self) -> Take:
+        """A fresh lock token, with this worker's lock duration and rate limit."""
+        self._tokens += 1
+        return Take(f"{self.id}:{self._tokens}", self.lock_ms, self.id, self.limiter)
+
+    def _read_job(self, job_id: str, raw: dict[str, str]) -> Job:
+        """The job taken; a hash that cannot be read becomes a job that fails with the reason."""
+        try:
+            return Job.from_hash(job_id, raw, self.queue)
+        except Exception as exc:  # RecursionError too: the worker must go on
+            job = Job(id=job_id, name=str(raw.get("name", "")), queue=self.queue)
+            job.deferred_failure = f"the job's hash cannot be read: {exc}"
+            return job
 
     async def _wait_for_work(self, next_due: int | None) -> None:
         """Block on the marker until a job may be ready (or a delayed one falls due)."""
@@ -493,56 +498,15 @@ class Worker:
             await asyncio.gather(waiting, return_exceptions=True)
             await self._report("wake-up", exc)
 
+    async def _pause(self, seconds: float) -> None:
+        """Sleep (real time), ended early by a local wake-up (close, pause, resume)."""
+        await self._wait_for_wakeup(lambda: asyncio.sleep(seconds), on_redis=False)
+
     def _wake(self) -> None:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def _read_job(self, job_id: str, raw: dict[str, str]) -> Job:
-        """The job taken; a hash that cannot be read becomes a job that fails with the reason."""
-        try:
-            return Job.from_hash(job_id, raw, self.queue)
-        except Exception as exc:  # RecursionError too: the worker must go on
-            job = Job(id=job_id, name=str(raw.get("name", "")), queue=self.queue)
-            job.deferred_failure = f"the job's hash cannot be read: {exc}"
-            return job
-
-    def _take(self) -> Take:
-        """A fresh lock token, with this worker's lock duration and rate limit."""
-        self._tokens += 1
-        return Take(f"{self.id}:{self._tokens}", self.lock_ms, self.id, self.limiter)
-
-    def _start_job(self, taken: tuple[Job, str]) -> None:
-        """Run a job in its own task, holding one slot; the task goes on with the next
-        job it fetched when finishing this one, until there is none."""
-
-        def release_slot(task: asyncio.Task[None]) -> None:
-            assert self._slots is not None
-            self._slot_holders.discard(task)
-            self._left_to_stalled.discard(task)
-            self._slots.release()
-
-        # Registered here, synchronously: close() waits for _slot_holders, so it also
-        # sees a job fetched while it began, before the task has started (B3).
-        task = asyncio.create_task(self._work(*taken))
-        self._slot_holders.add(task)
-        task.add_done_callback(release_slot)
-
-    async def _work(self, job: Job | None, token: str) -> None:
-        """One slot's work: run the job, record how it ended, and go on with the next job
-        when recording fetched one (speed: one script call finishes a job and takes the next)."""
-        task = asyncio.current_task()
-        assert task is not None
-        while job is not None:
-            attempt = self._hold(job, token, task)
-            try:
-                await self._emit("active", job)
-                if job.scheduler_id:
-                    await self._plan_next_run(job)
-                outcome = await self._run(job, attempt)
-                following = await self._record(job, token, outcome)
-            finally:
-                self._let_go(job, attempt)
-            job, token = following if following else (None, "")
+    # -- running: one attempt of the processor ---------------------------------------
 
     def _hold(self, job: Job, token: str, task: asyncio.Task[None]) -> Attempt:
         """A job starts here: its lock is renewed and ``cancel_job`` can find its attempt."""
@@ -558,131 +522,6 @@ class Worker:
         attempt.end()
         if self._attempts.get(job.id) is attempt:
             del self._attempts[job.id]
-
-    def _fetch_next(self) -> Take | None:
-        """Fetch the next job while finishing this one, unless closing or paused."""
-        return self._take() if self._state == "running" and not self._paused else None
-
-    async def _wait_for_running_jobs(self) -> None:
-        """Wait for every job fetched (running or about to), until the close deadline."""
-        if self._deadline is None:  # the loop ended without close(): the default wait
-            self._set_deadline(CLOSE_TIMEOUT)
-        assert self._deadline is not None and self._deadline_moved is not None
-        loop = asyncio.get_running_loop()
-        while self._slot_holders and not self._past_deadline():
-            self._deadline_moved.clear()
-            moved = asyncio.ensure_future(self._deadline_moved.wait())
-            remaining = self._deadline - loop.time()
-            await asyncio.wait(
-                {*self._slot_holders, moved},
-                timeout=None if math.isinf(remaining) else remaining,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            moved.cancel()
-        if self._slot_holders:
-            await self._leave_running_jobs()
-
-    async def _leave_running_jobs(self) -> None:
-        """At the close deadline: cancel the jobs still running; their locks expire and the
-        stalled check puts them back in line (they run again, from the start)."""
-        ids = sorted(job.id for job, _token, _task in self._jobs.values())
-        # A forced close asked for this (INFO); a graceful one that ran out of time did not.
-        logger.log(
-            logging.INFO if self._forced else logging.WARNING,
-            "worker %s: %d job(s) still running when close() stopped waiting (%s): left to the "
-            "stalled check, which puts them back once their locks expire",
-            self.name,
-            len(self._slot_holders),
-            "jobs " + ", ".join(ids) if ids else "just fetched",
-        )
-        holders = set(self._slot_holders)
-        self._left_to_stalled |= holders
-        for task in holders:
-            task.cancel()
-        await asyncio.wait(holders, timeout=1.0)
-
-    # -- one job --------------------------------------------------------------
-
-    async def _run(self, job: Job, attempt: Attempt) -> Outcome:
-        """Run the processor on the job, as one attempt, and say how it ended."""
-        try:
-            if job.deferred_failure:
-                logger.warning(
-                    "worker %s: job %s fails: %s", self.name, job.id, job.deferred_failure
-                )
-                raise UnrecoverableError(job.deferred_failure)
-            result = await self._attempt(job, attempt)
-            return Outcome("completed", result, encode_json(result, "the processor's return value"))
-        except asyncio.CancelledError as error:
-            if self._being_cancelled():
-                raise  # force-closed: the job stays active and will be recovered as stalled
-            return Outcome("failed", failure=self._failure(job, error))  # its own cancel
-        except DelayedError:
-            return Outcome("moved")  # the processor delayed its job itself (move_to_delayed)
-        except RateLimitError:
-            return Outcome("rate limited")  # the processor hit a limit (after rate_limit)
-        except BaseException as error:  # also sys.exit() or KeyboardInterrupt in a processor
-            return Outcome("failed", failure=self._failure(job, error))
-
-    async def _record(self, job: Job, token: str, outcome: Outcome) -> tuple[Job, str] | None:
-        """Write how the attempt ended to Redis; returns the next job if that fetched one."""
-        if outcome.kind == "completed":
-            return await self._finish(
-                self._record_completion, job, token, outcome.result, outcome.returnvalue
-            )
-        if outcome.kind == "rate limited":  # back in line, no attempt used
-            return await self._finish(self._record_rate_limited, job, token)
-        if outcome.kind == "moved":
-            return None
-        assert outcome.failure is not None
-        if outcome.failure.strategy_error is not None:
-            await self._report("backoff_strategy", outcome.failure.strategy_error)
-        return await self._finish(self._record_failure, job, token, outcome.failure)
-
-    def _being_cancelled(self) -> bool:
-        """True in a job's task that close() cancelled (not the processor's own cancelled await).
-
-        Tracked by the worker, not with ``Task.cancelling()``, which Python 3.10 lacks."""
-        return asyncio.current_task() in self._left_to_stalled
-
-    async def _plan_next_run(self, job: Job) -> None:
-        """A scheduler's run was taken: add the job of its next run (as BullMQ's worker does).
-
-        A Redis error is reported and retried (the job's lock is renewed meanwhile) for up to
-        one lock duration; a scheduler left unplanned would never run again."""
-        assert job.scheduler_id is not None
-        taken = int(job.id.rsplit(":", 1)[-1]) if job.id.startswith("repeat:") else None
-        if taken is None:
-            return
-        give_up = asyncio.get_running_loop().time() + self.lock_ms / 1000
-        pace = Pace()
-        while True:
-            try:
-                raw = await self.queue.redis.hgetall(self.queue.keys.scheduler(job.scheduler_id))
-                if not raw:
-                    return
-                now = self.clock.now()
-                upcoming = next_run(repeat_from_hash(raw), now, previous=taken)
-                await self.queue.scripts.update_job_scheduler(
-                    now, job.scheduler_id, taken, upcoming
-                )
-                return
-            except Exception as exc:  # the run itself goes on; the error is reported
-                await self._report(f"planning the next run of scheduler {job.scheduler_id}", exc)
-                retry = isinstance(exc, (RedisError, OSError))
-                if (
-                    not retry
-                    or asyncio.get_running_loop().time() > give_up
-                    or self._past_deadline()
-                ):
-                    logger.error(
-                        "worker %s: scheduler %s was not advanced; it runs again only after "
-                        "upsert_job_scheduler",
-                        self.name,
-                        job.scheduler_id,
-                    )
-                    return
-                await asyncio.sleep(pace.next())
 
     async def _attempt(self, job: Job, attempt: Attempt) -> Any:
         """Run the processor as one attempt that ``cancel_job`` or the job's ``timeout``
@@ -715,6 +554,14 @@ class Worker:
             return await result
         return result
 
+    def _being_cancelled(self) -> bool:
+        """True in a job's task that close() cancelled (not the processor's own cancelled await).
+
+        Tracked by the worker, not with ``Task.cancelling()``, which Python 3.10 lacks."""
+        return asyncio.current_task() in self._left_to_stalled
+
+    # -- recording: completed, retried or failed (retried on Redis errors) -----------
+
     async def _finish(
         self, record: Callable[..., Awaitable[tuple[Job, str] | None]], *args: Any
     ) -> tuple[Job, str] | None:
@@ -746,11 +593,6 @@ class Worker:
                     )
                     return None
                 await asyncio.sleep(pause)
-
-    def _following(self, taken: Taken, take: Take | None) -> tuple[Job, str] | None:
-        if take is None or taken.job_id is None or taken.fields is None:
-            return None
-        return self._read_job(taken.job_id, taken.fields), take.token
 
     async def _record_completion(
         self, job: Job, token: str, result: Any, returnvalue: str
@@ -794,6 +636,31 @@ class Worker:
             strategy_error,
         )
 
+    def _retry_delay(self, job: Job, error: BaseException) -> tuple[int | None, Exception | None]:
+        """Milliseconds until the next attempt, or None to fail the job for good; and the
+        error of a ``backoff_strategy`` that failed (it fails the job, reported)."""
+        if isinstance(error, UnrecoverableError) or job.attempts_made + 1 >= job.attempts:
+            return None, None
+        backoff = job.opts.get("backoff")
+        attempt = job.attempts_made + 1
+        delay = backoff_delay(backoff, attempt, retry_rng(self.queue.keys.job(job.id), attempt))
+        if delay is not None:
+            return delay, None
+        kind = backoff.get("type") if isinstance(backoff, dict) else backoff
+        if self.backoff_strategy is None:
+            logger.warning(
+                "job %s has backoff type %r but the worker has no backoff_strategy", job.id, kind
+            )
+            return None, None
+        try:
+            seconds = self.backoff_strategy(attempt, kind, error, job)
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds < 0:
+                return None, None
+            return min(to_ms(seconds, "the backoff_strategy's result"), MAX_DELAY_MS), None
+        except Exception as exc:  # a broken strategy fails the job, it does not strand it
+            logger.warning("backoff_strategy failed for job %s: %s", job.id, exc)
+            return None, exc
+
     async def _record_failure(
         self, job: Job, token: str, failure: Failure
     ) -> tuple[Job, str] | None:
@@ -828,38 +695,176 @@ class Worker:
         await self._emit("failed", job, failure.error)
         return following
 
-    def _retry_delay(self, job: Job, error: BaseException) -> tuple[int | None, Exception | None]:
-        """Milliseconds until the next attempt, or None to fail the job for good; and the
-        error of a ``backoff_strategy`` that failed (it fails the job, reported)."""
-        if isinstance(error, UnrecoverableError) or job.attempts_made + 1 >= job.attempts:
-            return None, None
-        backoff = job.opts.get("backoff")
-        attempt = job.attempts_made + 1
-        delay = backoff_delay(backoff, attempt, retry_rng(self.queue.keys.job(job.id), attempt))
-        if delay is not None:
-            return delay, None
-        kind = backoff.get("type") if isinstance(backoff, dict) else backoff
-        if self.backoff_strategy is None:
-            logger.warning(
-                "job %s has backoff type %r but the worker has no backoff_strategy", job.id, kind
+    # -- speed only: fetch the next job in the script that records this one ----------
+
+    def _fetch_next(self) -> Take | None:
+        """Fetch the next job while finishing this one, unless closing or paused."""
+        return self._take() if self._state == "running" and not self._paused else None
+
+    def _following(self, taken: Taken, take: Take | None) -> tuple[Job, str] | None:
+        if take is None or taken.job_id is None or taken.fields is None:
+            return None
+        return self._read_job(taken.job_id, taken.fields), take.token
+
+    # -- job schedulers: a run taken plans the next one ------------------------------
+
+    async def _plan_next_run(self, job: Job) -> None:
+        """A scheduler's run was taken: add the job of its next run (as BullMQ's worker does).
+
+        A Redis error is reported and retried (the job's lock is renewed meanwhile) for up to
+        one lock duration; a scheduler left unplanned would never run again."""
+        assert job.scheduler_id is not None
+        taken = int(job.id.rsplit(":", 1)[-1]) if job.id.startswith("repeat:") else None
+        if taken is None:
+            return
+        give_up = asyncio.get_running_loop().time() + self.lock_ms / 1000
+        pace = Pace()
+        while True:
+            try:
+                raw = await self.queue.redis.hgetall(self.queue.keys.scheduler(job.scheduler_id))
+                if not raw:
+                    return
+                now = self.clock.now()
+                upcoming = next_run(repeat_from_hash(raw), now, previous=taken)
+                await self.queue.scripts.update_job_scheduler(
+                    now, job.scheduler_id, taken, upcoming
+                )
+                return
+            except Exception as exc:  # the run itself goes on; the error is reported
+                await self._report(f"planning the next run of scheduler {job.scheduler_id}", exc)
+                retry = isinstance(exc, (RedisError, OSError))
+                if (
+                    not retry
+                    or asyncio.get_running_loop().time() > give_up
+                    or self._past_deadline()
+                ):
+                    logger.error(
+                        "worker %s: scheduler %s was not advanced; it runs again only after "
+                        "upsert_job_scheduler",
+                        self.name,
+                        job.scheduler_id,
+                    )
+                    return
+                await asyncio.sleep(pace.next())
+
+    # -- starting and closing --------------------------------------------------------
+
+    def _begin(self) -> None:
+        if self._state != "new":
+            raise RuntimeError(f"a worker runs once (this one is {self._state})")
+        self._state = "running"
+        self._closed = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        self._helpers_stop = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._deadline_moved = asyncio.Event()
+        self._closing = asyncio.Event()
+        if self.sandboxed:
+            self._sandbox = Sandbox()
+        self.clock.add_actor(self)
+        self._stop_reconnect_reports = on_reconnect(self.queue.redis, self._report_reconnect)
+
+    async def _run_loop(self) -> None:
+        assert self._helpers_stop is not None
+        stop, report = self._helpers_stop, self._report
+        helpers = [
+            asyncio.create_task(keep_running(task, step, cap, stop, report))
+            for task, step, cap in (
+                ("lock renewal", self._locks.step, self.lock_ms / 4000),
+                ("stalled check", self._sweep.step, self.stalled_interval_ms / 1000),
+                ("client name", self._keep_named, 30),
             )
-            return None, None
+        ]
+        crash: BaseException | None = None
         try:
-            seconds = self.backoff_strategy(attempt, kind, error, job)
-            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds < 0:
-                return None, None
-            return min(to_ms(seconds, "the backoff_strategy's result"), MAX_DELAY_MS), None
-        except Exception as exc:  # a broken strategy fails the job, it does not strand it
-            logger.warning("backoff_strategy failed for job %s: %s", job.id, exc)
-            return None, exc
+            await self._main_loop()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # only what the loop's own policy cannot handle
+            crash = exc
+        finally:
+            helper_crashes = await self._shut_down(helpers)
+        crash = crash or next(iter(helper_crashes), None)
+        if isinstance(crash, (KeyboardInterrupt, SystemExit)):
+            raise crash
+        if crash is not None:
+            logger.error("worker %s can no longer work: %r", self.name, crash)
+            raise WorkerError(f"worker {self.name} can no longer work: {crash!r}") from crash
 
-    async def _on_progress(self, job_id: str, value: Any) -> None:
-        """The queue stored a job's progress: emit ``progress`` if this worker runs it."""
-        running = self._jobs.get(job_id)
-        if running is not None:
-            await self._emit("progress", running[0], value)
+    async def _shut_down(self, helpers: list[asyncio.Task[None]]) -> list[BaseException]:
+        """Wait for the jobs, stop the helpers, let go of Redis; returns how helpers crashed."""
+        self._state = "closing"
+        await self._wait_for_running_jobs()  # their locks are still renewed meanwhile
+        # The helpers stop at their next step; they are not cancelled, because a
+        # cancellation that lands inside a Redis call can be swallowed by the client.
+        assert self._helpers_stop is not None
+        self._helpers_stop.set()
+        ended = await asyncio.gather(*helpers, return_exceptions=True)
+        await self._forget_wakeup_key()
+        await self._drop_name()
+        if self._sandbox is not None:
+            self._sandbox.shutdown()
+        self.clock.remove_actor(self)
+        self._stop_reconnect_reports()
+        await self.queue.close()
+        self._state = "closed"
+        assert self._closed is not None
+        self._closed.set()
+        return [result for result in ended if isinstance(result, BaseException)]
 
-    # -- keeping locks and finding stalled jobs: minibull/locks.py -----------------
+    def _set_deadline(self, timeout: float | None) -> None:
+        """Stop waiting for running jobs ``timeout`` seconds from now (kept if sooner)."""
+        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
+            raise ValueError(f"timeout must be None or >= 0 seconds (got {timeout!r})")
+        now = asyncio.get_running_loop().time()
+        deadline = math.inf if timeout is None else now + timeout
+        if self._deadline is None or deadline < self._deadline:
+            self._deadline = deadline
+            assert self._deadline_moved is not None
+            self._deadline_moved.set()
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
+
+    async def _wait_for_running_jobs(self) -> None:
+        """Wait for every job fetched (running or about to), until the close deadline."""
+        if self._deadline is None:  # the loop ended without close(): the default wait
+            self._set_deadline(CLOSE_TIMEOUT)
+        assert self._deadline is not None and self._deadline_moved is not None
+        loop = asyncio.get_running_loop()
+        while self._slot_holders and not self._past_deadline():
+            self._deadline_moved.clear()
+            moved = asyncio.ensure_future(self._deadline_moved.wait())
+            remaining = self._deadline - loop.time()
+            await asyncio.wait(
+                {*self._slot_holders, moved},
+                timeout=None if math.isinf(remaining) else remaining,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            moved.cancel()
+        if self._slot_holders:
+            await self._leave_running_jobs()
+
+    async def _leave_running_jobs(self) -> None:
+        """At the close deadline: cancel the jobs still running; their locks expire and the
+        stalled check puts them back in line (they run again, from the start)."""
+        ids = sorted(job.id for job, _token, _task in self._jobs.values())
+        # A forced close asked for this (INFO); a graceful one that ran out of time did not.
+        logger.log(
+            logging.INFO if self._forced else logging.WARNING,
+            "worker %s: %d job(s) still running when close() stopped waiting (%s): left to the "
+            "stalled check, which puts them back once their locks expire",
+            self.name,
+            len(self._slot_holders),
+            "jobs " + ", ".join(ids) if ids else "just fetched",
+        )
+        holders = set(self._slot_holders)
+        self._left_to_stalled |= holders
+        for task in holders:
+            task.cancel()
+        await asyncio.wait(holders, timeout=1.0)
+
+    # -- locks and stalled jobs: minibull/locks.py; events and errors ----------------
 
     async def _on_stalled(self, job_id: str) -> None:
         """The stalled sweep put a job back: logged, as each is a crash somewhere."""
@@ -870,7 +875,11 @@ class Worker:
         )
         await self._emit("stalled", job_id)
 
-    # -- events and errors ----------------------------------------------------
+    async def _on_progress(self, job_id: str, value: Any) -> None:
+        """The queue stored a job's progress: emit ``progress`` if this worker runs it."""
+        running = self._jobs.get(job_id)
+        if running is not None:
+            await self._emit("progress", running[0], value)
 
     async def _emit(self, event: str, *args: Any) -> None:
         """Call the listeners of ``event``; a failing listener is reported on ``error``."""
@@ -900,6 +909,8 @@ class Worker:
         except Exception as exc:
             await self._report("deleting the wake-up key", exc)
 
+    # -- a virtual clock asks whether the worker is idle -----------------------------
+
     async def is_idle(self) -> bool:
         """For a virtual clock: True when nothing here can move until time advances.
 
@@ -921,7 +932,7 @@ class Worker:
             return False
         return not await self.queue.has_ready_work(self.limiter)
 
-    # -- the worker's Redis client name (issue 16): Queue.get_workers finds it ---------------
+    # -- the worker's Redis client name (issue 16): Queue.get_workers finds it -------
 
     def _init_client_name(self) -> None:
         self.client_name = self.queue.keys.client_name(self.worker_name)
