@@ -4,14 +4,17 @@ from .backoff import backoff_delay, backoff_schedule
 from .clock import SystemClock, VirtualClock
 from .connection import connect
 from .errors import (
+    ChildrenError,
     DelayedError,
     JobFailedError,
     JobNotFoundError,
     LockLostError,
     MinibullError,
     UnrecoverableError,
+    WaitingChildrenError,
 )
 from .events import QueueEvents
+from .flow import FlowProducer
 from .idempotency import SideEffectBusyError, once
 from .job import STATES, Job
 from .keys import QueueKeys
@@ -20,7 +23,9 @@ from .sync_queue import SyncQueue
 from .worker import Worker
 
 __all__ = [
+    "ChildrenError",
     "DelayedError",
+    "FlowProducer",
     "Job",
     "JobFailedError",
     "JobNotFoundError",
@@ -35,6 +40,7 @@ __all__ = [
     "SystemClock",
     "UnrecoverableError",
     "VirtualClock",
+    "WaitingChildrenError",
     "Worker",
     "backoff_delay",
     "backoff_schedule",

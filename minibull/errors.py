@@ -35,3 +35,14 @@ class WorkerError(MinibullError):
 class DelayedError(MinibullError):
     """Raise in a processor right after ``await job.move_to_delayed(timestamp)``: the job
     waits in ``delayed`` until then, and the run counts as no attempt (BullMQ's DelayedError)."""
+
+
+class ChildrenError(MinibullError):
+    """A parent of a flow cannot complete: a child is still pending, or one failed it
+    (``fail_parent_on_failure``). The worker fails the job with this reason."""
+
+
+class WaitingChildrenError(MinibullError):
+    """Raise in a processor right after ``await job.move_to_waiting_children()`` returned
+    True: the job waits in ``waiting-children`` until its children finish, then runs again
+    (BullMQ's WaitingChildrenError)."""
