@@ -46,11 +46,17 @@ local function moveParentToWait(parent, parentKey, now)
   end
 end
 
--- The parent moves on once no child is pending and it is still waiting for them.
-local function moveParentIfNoPending(parent, parentKey, now)
-  if rcall("SCARD", parentKey .. ":dependencies") == 0
-     and rcall("ZREM", parent["queueKey"] .. ":waiting-children", parent["id"]) == 1 then
+-- The parent moves on if it is still waiting for its children.
+local function moveParentIfWaiting(parent, parentKey, now)
+  if rcall("ZREM", parent["queueKey"] .. ":waiting-children", parent["id"]) == 1 then
     moveParentToWait(parent, parentKey, now)
+  end
+end
+
+-- ... once no child is pending.
+local function moveParentIfNoPending(parent, parentKey, now)
+  if rcall("SCARD", parentKey .. ":dependencies") == 0 then
+    moveParentIfWaiting(parent, parentKey, now)
   end
 end
 
@@ -81,6 +87,8 @@ end
 
 -- A child failed for good: what happens to the parent is the child's policy. Without one,
 -- the child stays a dependency and the parent waits (as BullMQ: retry the child).
+-- continue_parent_on_failure starts the parent now, even with other children pending
+-- (its processor decides; completing with children pending fails it, -4), as BullMQ's.
 local function childFailed(childKey, parentKey, rawParent, reason, now)
   local parent = decodeParent(rawParent)
   if not parent or rcall("SREM", parentKey .. ":dependencies", childKey) == 0 then
@@ -89,7 +97,10 @@ local function childFailed(childKey, parentKey, rawParent, reason, now)
   if parent["fpof"] then
     rcall("ZADD", parentKey .. ":unsuccessful", now, childKey)
     failParent(parent, parentKey, childKey, now)
-  elseif parent["cpof"] or parent["idof"] then
+  elseif parent["cpof"] then
+    rcall("HSET", parentKey .. ":failed", childKey, reason)
+    moveParentIfWaiting(parent, parentKey, now)
+  elseif parent["idof"] then
     rcall("HSET", parentKey .. ":failed", childKey, reason)
     moveParentIfNoPending(parent, parentKey, now)
   elseif parent["rdof"] then
