@@ -83,7 +83,7 @@ async def test_a_flow_run_is_read_from_every_queue_and_the_parent_starts_last(
     await clock.advance(5)
     await wait_for(lambda: _done(node))
     tree = await viz.read_flow_tree(node)
-    assert tree["state"] == "completed" and tree["label"] == f"reports:{node['job'].id} report"
+    assert tree["state"] == "completed" and tree["label"] == f"report\nreports:{node['job'].id}"
     assert [child["state"] for child in tree["children"]] == ["completed"] * 3
     spans = await viz.flow_spans([flows.queue("emails"), flows.queue("reports")])
     parent = f"reports:{node['job'].id}"

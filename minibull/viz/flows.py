@@ -64,12 +64,12 @@ def tree_layout(tree: Mapping[str, Any]) -> list[TreeBox]:
 
 
 async def read_flow_tree(node: Mapping[str, Any]) -> dict[str, Any]:
-    """A FlowProducer JobNode as ``tree_layout`` takes it: labels ``<queue>:<id> <name>``
-    and each job's state now, read from Redis."""
+    """A FlowProducer JobNode as ``tree_layout`` takes it: labels ``<name>`` over
+    ``<queue>:<id>``, and each job's state now, read from Redis."""
     job = node["job"]
     queue = job.queue
     return {
-        "label": f"{queue.name}:{job.id} {job.name}",
+        "label": f"{job.name}\n{queue.name}:{job.id}",
         "state": await queue.get_job_state(job.id),
         "children": [await read_flow_tree(child) for child in node.get("children") or []],
     }
@@ -148,5 +148,6 @@ def plot_flow_timeline(
     for parent, start in ready_marks(spans, parents).items():
         line = ax.axvline((start - t0) / scale, color="#333333", ls="--", lw=1)
         line.set_gid(f"parent:{parent}")
-        ax.text((start - t0) / scale, -0.45, f" {parent} starts", fontsize=8, va="bottom")
+        bottom = ax.get_ylim()[0]  # rows go down: the largest y is at the bottom
+        ax.text((start - t0) / scale, bottom, f" {parent} starts", fontsize=8, va="bottom")
     return figure
