@@ -621,7 +621,9 @@ async def test_removing_a_parent_removes_its_children_on_every_queue(flows, pref
     )
     await node["job"].remove()
     assert [
-        key for key in await all_keys(flows.redis, prefix) if not key.endswith((":id", ":events", ":marker"))
+        key
+        for key in await all_keys(flows.redis, prefix)
+        if not key.endswith((":id", ":events", ":marker"))
     ] == []
 
 

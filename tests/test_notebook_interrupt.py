@@ -36,6 +36,7 @@ RISKY = {
     "08_idempotency": ("crash_queue = ", 0.3),
     "09_operating_in_production": ('await queue.add_bulk(image_jobs(40, data={"seconds"', 0.4),
     "10_minibull_and_bullmq": ("rescued_by_bullmq = None", 0.3),
+    "11_flows_fan_out_fan_in": ("POLICIES = [None", 0.3),
 }
 
 #: Run in the kernel: the in-kernel workers and dashboards still running, as JSON.
