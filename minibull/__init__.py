@@ -1,15 +1,18 @@
 """minibull: a small BullMQ-style job queue on Redis, for learning background jobs."""
 
 from .backoff import backoff_delay, backoff_schedule
+from .cancellation import CancelSignal
 from .clock import SystemClock, VirtualClock
 from .connection import connect
 from .errors import (
     ChildrenError,
     DelayedError,
+    JobCancelledError,
     JobFailedError,
     JobNotFoundError,
     LockLostError,
     MinibullError,
+    RateLimitError,
     UnrecoverableError,
     WaitingChildrenError,
 )
@@ -23,10 +26,12 @@ from .sync_queue import SyncQueue
 from .worker import Worker
 
 __all__ = [
+    "CancelSignal",
     "ChildrenError",
     "DelayedError",
     "FlowProducer",
     "Job",
+    "JobCancelledError",
     "JobFailedError",
     "JobNotFoundError",
     "LockLostError",
@@ -34,6 +39,7 @@ __all__ = [
     "Queue",
     "QueueEvents",
     "QueueKeys",
+    "RateLimitError",
     "STATES",
     "SideEffectBusyError",
     "SyncQueue",
