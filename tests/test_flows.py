@@ -671,3 +671,25 @@ async def test_add_bulk_writes_every_tree_or_none(flows, prefix):
     assert await nodes[1]["job"].get_state() == "waiting"
     counts = await flows.queue("reports").get_job_counts("waiting-children", "waiting")
     assert counts == {"waiting-children": 1, "waiting": 1}
+
+
+async def test_a_prioritized_parent_moves_to_prioritized_and_a_paused_queue_gets_no_marker(flows):
+    reports = flows.queue("reports")
+    await reports.pause()
+    node = await flows.add(
+        {
+            "name": "report",
+            "queue_name": "reports",
+            "opts": {"priority": 2},
+            "children": [leaf("c")],
+        }
+    )
+    await reports.redis.delete(reports.keys.marker)
+    emails = flows.queue("emails")
+    taken = await emails.scripts.move_to_active(0, Take("t1", 60_000))
+    common = {"now": 0, "token": "t1", "keep": {"count": -1}, "attempts": 1}
+    await emails.scripts.move_to_finished(taken.job_id, failed=False, value='"ok"', **common)
+    assert await node["job"].get_state() == "prioritized"
+    assert await reports.redis.exists(reports.keys.marker) == 0  # paused: nobody woken
+    events = [f for _, f in await reports.redis.xrange(reports.keys.events)]
+    assert events[-1] == {"event": "waiting", "jobId": node["job"].id, "prev": "waiting-children"}
