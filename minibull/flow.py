@@ -30,10 +30,11 @@ from .queue import Queue, build_one, check_queue_name, job_as_added
 #: A flow may nest at most this many levels below its root ...
 MAX_FLOW_DEPTH = 16
 #: ... give one job at most this many children ...
-MAX_FLOW_CHILDREN = 1_000
+MAX_FLOW_CHILDREN = 10_000
 #: ... and hold at most this many jobs in all (one add, or one add_bulk): one script
-#: call writes them all, and Redis serves nobody else meanwhile.
-MAX_FLOW_JOBS = 10_000
+#: call writes them all, and Redis serves nobody else meanwhile (a parent and 10,000
+#: children: 0.6 s on a real Redis, 7 s on the embedded fakeredis, on a loaded 2-core machine).
+MAX_FLOW_JOBS = 20_000
 
 #: The failure policies of a child (options), as BullMQ stores them in the child's
 #: ``parent`` field and ``opts``.

@@ -150,6 +150,15 @@ async def test_a_cycle_is_refused(flows, prefix):
     assert await all_keys(flows.redis, prefix) == []
 
 
+async def test_a_flow_of_more_than_max_flow_jobs_is_refused(flows, prefix, monkeypatch):
+    monkeypatch.setattr(minibull.flow, "MAX_FLOW_JOBS", 3)
+    with pytest.raises(ValueError, match=r"more than MAX_FLOW_JOBS \(3\) jobs"):
+        await flows.add_bulk(
+            [leaf("a"), leaf("b"), {"name": "p", "queue_name": "q", "children": [leaf("c")]}]
+        )
+    assert await all_keys(flows.redis, prefix) == []
+
+
 def test_the_same_job_id_twice_on_one_queue_is_refused():
     tree = {
         "name": "p",
