@@ -31,6 +31,11 @@ class JobQueue(Protocol):
     ) -> Any: ...
     async def change_job_priority(self, job_id: str, priority: int, lifo: bool = ...) -> None: ...
     async def move_job_to_delayed(self, job_id: str, token: str | None, timestamp: int) -> int: ...
+    async def get_children_values(self, job_id: str) -> dict[str, Any]: ...
+    async def get_dependencies(self, job_id: str) -> dict[str, Any]: ...
+    async def move_job_to_waiting_children(
+        self, job_id: str, token: str | None, *, child: Job | None = None
+    ) -> bool: ...
 
 
 #: The states a job can be in, as ``get_state`` reports them.
@@ -53,6 +58,12 @@ def _decode(text: str | None, default: Any = None) -> tuple[Any, str | None]:
         return text, "it is nested too deeply to decode"
     except ValueError:
         return text, None
+
+
+def _parent(text: str | None) -> dict[str, Any] | None:
+    """A child's ``parent`` field (BullMQ's JSON {id, queueKey, policy flags}), or None."""
+    parent = _loads(text)
+    return parent if isinstance(parent, dict) else None
 
 
 def _int(text: str | None) -> int | None:
@@ -83,6 +94,8 @@ class Job:
     scheduler_id: str | None = None
     deduplication_id: str | None = None
     processed_by: str | None = None
+    parent_key: str | None = None  # a child of a flow: its parent's job key
+    parent: dict[str, Any] | None = None  # ... and the parent's id, queue and policy
     token: str | None = None  # the lock token of the run a worker gave this job
     queue: JobQueue | None = field(default=None, compare=False)
 
@@ -130,6 +143,8 @@ class Job:
             scheduler_id=raw.get("rjk"),
             deduplication_id=raw.get("deid"),
             processed_by=raw.get("pb"),
+            parent_key=raw.get("parentKey"),
+            parent=_parent(raw.get("parent")),
             queue=queue,
         )
 
@@ -215,3 +230,26 @@ class Job:
         lock token (default: the one the worker gave this job)."""
         token = token if token is not None else self.token
         self.delay = await self._queue().move_job_to_delayed(self.id, token, timestamp)
+
+    # -- flows (issue 15): a parent and its children -----------------------------------
+
+    async def get_children_values(self) -> dict[str, Any]:
+        """The return values of this job's completed children, by child job key
+        (``bull:<queue>:<id>``), from its ``:processed`` hash."""
+        return await self._queue().get_children_values(self.id)
+
+    async def get_dependencies(self) -> dict[str, Any]:
+        """This job's children by outcome, as BullMQ's getDependencies: ``processed``
+        (key -> return value), ``unprocessed`` (keys still pending), ``failed`` (keys that
+        failed the job, fail_parent_on_failure) and ``ignored`` (key -> reason, the
+        children it went on without)."""
+        return await self._queue().get_dependencies(self.id)
+
+    async def move_to_waiting_children(
+        self, token: str | None = None, *, child: Job | None = None
+    ) -> bool:
+        """From inside the processor: wait in ``waiting-children`` until the children
+        (or only ``child``) finish, then raise ``WaitingChildrenError``; the job runs again
+        after them. Returns False, moving nothing, when no child is pending: go on."""
+        token = token if token is not None else self.token
+        return await self._queue().move_job_to_waiting_children(self.id, token, child=child)

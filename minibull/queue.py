@@ -13,7 +13,7 @@ from .clock import Clock, SystemClock, to_ms
 from .connection import blocking_limit, check_cluster_prefix, resolve
 from .errors import JobFailedError, JobNotFoundError
 from .job import FINISHED_STATES, STATES, Job, _loads
-from .keys import LIST_STATES, RESERVED_JOB_IDS, QueueKeys
+from .keys import FLOW_STATES, LIST_STATES, RESERVED_JOB_IDS, QueueKeys
 from .options import (
     MAX_COUNT,
     MAX_DELAY_MS,
@@ -66,9 +66,11 @@ def check_queue_name(name: Any) -> str:
 
 
 def _check_states(states: tuple[str, ...] | list[str]) -> list[str]:
+    """The states named (``FLOW_STATES`` too), or every state of ``STATES`` when none is."""
     for state in states:
-        if state not in STATES:
-            raise ValueError(f"unknown state {state!r} (states: {', '.join(STATES)})")
+        if state not in STATES and state not in FLOW_STATES:
+            known = ", ".join((*STATES, *FLOW_STATES))
+            raise ValueError(f"unknown state {state!r} (states: {known})")
     return list(states) or list(STATES)
 
 
@@ -283,16 +285,18 @@ class Queue:
         return Job.from_hash(str(job_id), raw, self) if raw else None
 
     async def get_job_state(self, job_id: str) -> str:
-        """Which state holds the job: one of ``STATES``, or ``"unknown"``."""
+        """Which state holds the job: one of ``STATES``, ``"waiting-children"`` (a parent of
+        a flow), or ``"unknown"``."""
+        states = (*STATES, *FLOW_STATES)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for state in STATES:
+            for state in states:
                 key = self.keys.state_key(state)
                 if state in LIST_STATES:
                     pipe.lpos(key, job_id)
                 else:
                     pipe.zscore(key, job_id)
             found = await pipe.execute()
-        for state, where in zip(STATES, found, strict=True):
+        for state, where in zip(states, found, strict=True):
             if where is not None:
                 return state
         return "unknown"
@@ -643,6 +647,42 @@ class Queue:
         delay_ms = min(max(timestamp - now, 0), MAX_DELAY_MS)
         await self.scripts.defer(now, job_id, token, delay_ms)
         return delay_ms
+
+    async def get_children_values(self, job_id: str) -> dict[str, Any]:
+        """A flow's parent: its completed children's return values, by child job key."""
+        raw = await self.redis.hgetall(self.keys.processed(job_id))
+        return {child: _loads(value) for child, value in sorted(raw.items())}
+
+    async def get_dependencies(self, job_id: str) -> dict[str, Any]:
+        """A flow's parent: its children by outcome (see ``Job.get_dependencies``)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.processed(job_id))
+            pipe.smembers(self.keys.dependencies(job_id))
+            pipe.zrange(self.keys.unsuccessful(job_id), 0, -1)
+            pipe.hgetall(self.keys.failed_children(job_id))
+            processed, pending, unsuccessful, ignored = await pipe.execute()
+        return {
+            "processed": {child: _loads(value) for child, value in sorted(processed.items())},
+            "unprocessed": sorted(pending),
+            "failed": list(unsuccessful),
+            "ignored": dict(sorted(ignored.items())),
+        }
+
+    async def move_job_to_waiting_children(
+        self, job_id: str, token: str | None, *, child: Job | None = None
+    ) -> bool:
+        """A running parent (its lock ``token``) waits in ``waiting-children`` for its
+        children (or only ``child``); False, moving nothing, when none is pending."""
+        if not isinstance(token, str) or not token:
+            raise ValueError("token must be the lock token of the run (the job is not running)")
+        child_key = ""
+        if child is not None:
+            if not isinstance(child, Job) or not isinstance(child.queue, Queue):
+                raise TypeError("child must be a Job of a Queue (as FlowProducer.add returns)")
+            child_key = child.queue.keys.job(child.id)
+        return await self.scripts.move_to_waiting_children(
+            job_id, token, self.clock.now(), child_key
+        )
 
     # -- changing jobs (issue 16) -----------------------------------------------
 

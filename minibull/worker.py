@@ -48,11 +48,13 @@ from .connection import (
     reconnect_error,
 )
 from .errors import (
+    ChildrenError,
     DelayedError,
     JobNotFoundError,
     LockLostError,
     RateLimitError,
     UnrecoverableError,
+    WaitingChildrenError,
     WorkerError,
 )
 from .job import Job
@@ -353,8 +355,9 @@ class Worker:
             if self._being_cancelled():
                 raise  # force-closed: the job stays active and will be recovered as stalled
             return Outcome("failed", failure=self._failure(job, error))  # its own cancel
-        except DelayedError:
-            return Outcome("moved")  # the processor delayed its job itself (move_to_delayed)
+        except (DelayedError, WaitingChildrenError):
+            return Outcome("moved")  # the processor moved its job (to delayed, or to wait
+            # for its children: move_to_delayed, move_to_waiting_children)
         except RateLimitError:
             return Outcome("rate limited")  # the processor hit a limit (after rate_limit)
         except BaseException as error:  # also sys.exit() or KeyboardInterrupt in a processor
@@ -364,7 +367,7 @@ class Worker:
         """Write how the attempt ended to Redis; returns the next job if that fetched one."""
         if outcome.kind == "completed":
             return await self._finish(
-                self._record_completion, job, token, outcome.result, outcome.returnvalue
+                self._record_completion_or_children_error, job, token, outcome
             )
         if outcome.kind == "rate limited":  # back in line, no attempt used
             return await self._finish(self._record_rate_limited, job, token)
@@ -613,6 +616,16 @@ class Worker:
         job.returnvalue, job.finished_on = result, now
         await self._emit("completed", job, result)
         return self._following(taken, fetch)
+
+    async def _record_completion_or_children_error(
+        self, job: Job, token: str, outcome: Outcome
+    ) -> tuple[Job, str] | None:
+        """Flows: a parent with children pending, or failed by a child, cannot complete
+        (ChildrenError): it fails instead, as BullMQ's worker does."""
+        try:
+            return await self._record_completion(job, token, outcome.result, outcome.returnvalue)
+        except ChildrenError as error:
+            return await self._record_failure(job, token, self._failure(job, error))
 
     async def _record_rate_limited(self, job: Job, token: str) -> None:
         """Put the job back at the front of the line, no attempt used (BullMQ's

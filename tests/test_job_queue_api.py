@@ -28,7 +28,7 @@ class RecordingQueue:
 
         async def record(*args: Any, **kwargs: Any) -> Any:
             self.calls.append((name, args, kwargs))
-            return {"change_job_delay": 5000, "move_job_to_delayed": 0}.get(name)
+            return {"change_job_delay": 5000, "move_job_to_delayed": 0}.get(name)  # ms
 
         return record
 
@@ -51,6 +51,9 @@ DELEGATION = [
     ("change_priority", (3,), "change_job_priority", ("7", 3, False)),
     ("move_to_delayed", (10_000,), "move_job_to_delayed", ("7", "token-1", 10_000)),
     ("wait_until_finished", (), "wait_for_job", ("7",)),
+    ("get_children_values", (), "get_children_values", ("7",)),
+    ("get_dependencies", (), "get_dependencies", ("7",)),
+    ("move_to_waiting_children", (), "move_job_to_waiting_children", ("7", "token-1")),
 ]
 
 
