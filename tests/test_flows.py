@@ -209,26 +209,21 @@ POLICY_OPTIONS = {
     "rdof": {"remove_dependency_on_failure": True},
 }
 
-LEAF = st.fixed_dictionaries(
-    {
-        "ok": st.booleans(),
-        "policy": st.sampled_from(list(POLICY_OPTIONS)),
-        "queue": st.sampled_from(["a", "b"]),
-        "children": st.just([]),
-    }
-)
-TREES = st.recursive(
-    LEAF,
-    lambda kids: st.fixed_dictionaries(
+
+def trees(depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    """A job with up to 3 children, nested at most ``depth`` levels below it."""
+    children = st.just([]) if depth == 0 else st.lists(trees(depth - 1), max_size=3)
+    return st.fixed_dictionaries(
         {
             "ok": st.booleans(),
             "policy": st.sampled_from(list(POLICY_OPTIONS)),
             "queue": st.sampled_from(["a", "b"]),
-            "children": st.lists(kids, min_size=1, max_size=3),
+            "children": children,
         }
-    ),
-    max_leaves=8,
-)
+    )
+
+
+TREES = trees(3)
 
 
 def predict(node: dict[str, Any], path: str, states: dict[str, str]) -> str:
