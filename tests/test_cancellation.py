@@ -20,6 +20,9 @@ from minibull.cancellation import Attempt, timeout_ms, wants_signal
 from tests.conftest import START_MS, wait_for
 from tests.test_input_limits import refused
 
+#: A job's events when its one attempt failed, recorded once.
+FAILED_ONCE = ["added", "waiting", "active", "failed", "retries-exhausted"]
+
 
 def processing(worker: minibull.Worker, job_id: str) -> bool:
     """The worker's processor has started on the job (its attempt can be stopped)."""
@@ -184,13 +187,7 @@ async def test_a_thread_that_ignores_the_cancel_is_not_waited_for(queue, make_wo
     await asyncio.sleep(0.1)
     stored = await queue.get_job(job.id)
     assert await stored.get_state() == "failed" and stored.returnvalue is None
-    assert await event_names(queue, job.id) == [
-        "added",
-        "waiting",
-        "active",
-        "failed",
-        "retries-exhausted",
-    ]
+    assert await event_names(queue, job.id) == FAILED_ONCE
 
 
 async def test_cancel_all_jobs(queue, make_worker, clock):
@@ -303,13 +300,7 @@ async def test_finishing_at_the_instant_of_the_timeout_is_recorded_once(queue, m
     assert "timed out" in stored.failed_reason
     await clock.advance(10)
     assert await second.wait_until_finished(timeout=5) == "second"
-    assert await event_names(queue, first.id) == [
-        "added",
-        "waiting",
-        "active",
-        "failed",
-        "retries-exhausted",
-    ]
+    assert await event_names(queue, first.id) == FAILED_ONCE
     assert errors == []
 
 
@@ -341,13 +332,7 @@ async def test_a_cancel_and_a_return_in_the_same_instant_count_once(queue, make_
     with pytest.raises(minibull.JobFailedError, match="at the same time"):
         await job.wait_until_finished(timeout=5)
     await asyncio.sleep(0.05)
-    assert await event_names(queue, job.id) == [
-        "added",
-        "waiting",
-        "active",
-        "failed",
-        "retries-exhausted",
-    ]
+    assert await event_names(queue, job.id) == FAILED_ONCE
 
 
 def test_an_attempt_that_ended_ignores_a_late_cancel():
