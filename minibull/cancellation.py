@@ -12,7 +12,9 @@ jobs are). How a processor hears of it depends on how it runs:
   let go) and the thread should stop on its own: give the processor a second parameter
   and it gets a ``CancelSignal`` to check (``signal.cancelled``, ``raise_if_cancelled()``).
   What it returns afterwards is ignored.
-- Sandboxed processors (a child process): the child is killed.
+- Sandboxed processors (a child process): the child is killed; one that takes a second
+  parameter gets a ``CancelSignal`` in the child, set first, and ``sandbox.CANCEL_GRACE``
+  (1 s) to stop on it (its ``reason`` stays None there).
 
 Any processor with a second parameter gets the signal, so it can read ``signal.reason``.
 The first of "the processor returned" and "the attempt was cancelled" to reach the worker's

@@ -129,11 +129,6 @@ class Worker:
         self._sandbox: Sandbox | None = None
         self.processor = processor
         self._wants_signal = wants_signal(processor)
-        if sandboxed and self._wants_signal:
-            raise TypeError(
-                "a sandboxed processor takes the job only: a cancelled child is killed, "
-                "so it needs no CancelSignal"
-            )
         self._attempts: dict[str, Attempt] = {}  # job id -> its running attempt
         self.backoff_strategy = backoff_strategy
         self.worker_name, self.max_metrics = check_worker_name(worker_name), check_metrics(metrics)
@@ -663,9 +658,10 @@ class Worker:
         return result
 
     async def _call_processor(self, job: Job, attempt: Attempt) -> Any:
+        signal = attempt.signal if self._wants_signal else None
         if self._sandbox is not None:
-            return await self._sandbox.run(self.processor, job)
-        args = (job, attempt.signal) if self._wants_signal else (job,)
+            return await self._sandbox.run(self.processor, job, signal)
+        args = (job, signal) if signal is not None else (job,)
         if inspect.iscoroutinefunction(self.processor):
             return await self.processor(*args)
         result = await run_in_daemon_thread(self.processor, *args)

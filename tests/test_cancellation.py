@@ -12,6 +12,7 @@ import functools
 import math
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -403,9 +404,28 @@ async def test_bad_cancel_arguments_are_refused(queue, make_worker, clock):
         worker.cancel_all_jobs(reason="\ud800")
 
 
-def test_a_sandboxed_processor_takes_no_signal():
-    with pytest.raises(TypeError, match="sandboxed processor takes the job only"):
-        minibull.Worker("q", _takes_a_signal, sandboxed=True)
+@pytest.mark.timeout(60)
+async def test_a_sandboxed_child_stops_on_its_signal(queue, make_worker, clock, tmp_path):
+    worker = make_worker(_stop_in_child, sandboxed=True)
+    note = tmp_path / "note"
+    job = await queue.add("crunch", {"note": str(note)})
+    await wait_for(note.exists)  # the child is working
+    began = time.monotonic()
+    worker.cancel_job(job.id, "enough")
+    with pytest.raises(minibull.JobFailedError, match="was cancelled: enough"):
+        await job.wait_until_finished(timeout=10)
+    assert note.read_text() == "stopped on the signal"
+    assert time.monotonic() - began < 5
+
+
+def _stop_in_child(job, signal):
+    note = Path(job.data["note"])
+    note.write_text("working")
+    deadline = time.monotonic() + 30
+    while not signal.cancelled and time.monotonic() < deadline:
+        time.sleep(0.01)
+    note.write_text("stopped on the signal" if signal.cancelled else "never told")
+    signal.raise_if_cancelled()
 
 
 def _takes_a_signal(job, signal):
