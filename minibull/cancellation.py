@@ -86,19 +86,26 @@ class Attempt:
     def __init__(self, job_id: str, task: asyncio.Task[Any]) -> None:
         self.job_id = job_id
         self.task = task
-        self.signal = CancelSignal()
+        self._signal: CancelSignal | None = None  # made when needed: most runs never are
         self.running = False
         self.ended = False
         self.task_cancelled = False  # task.cancel() was called (Python 3.11+ counts it)
         self._stop_timer: Callable[[], None] = lambda: None
 
     @property
+    def signal(self) -> CancelSignal:
+        """What the processor may be given, and what a cancel sets."""
+        if self._signal is None:
+            self._signal = CancelSignal()
+        return self._signal
+
+    @property
     def cancelled(self) -> bool:
-        return self.signal.cancelled
+        return self._signal is not None and self._signal.cancelled
 
     def cancel(self, reason: str) -> bool:
         """Cancel the attempt unless it has ended (True), else do nothing (False)."""
-        if self.ended or self.signal.cancelled:
+        if self.ended or self.cancelled:
             return False
         self.signal._set(reason)
         if self.running:
@@ -109,7 +116,7 @@ class Attempt:
     def start(self, clock: Clock, now: int, timeout_ms: int | None) -> bool:
         """The processor starts now (False: it must not, the attempt was cancelled already);
         cancel it ``timeout_ms`` later on ``clock``, if given."""
-        if self.signal.cancelled:
+        if self.cancelled:
             return False
         self.running = True
         if timeout_ms:
@@ -126,7 +133,7 @@ class Attempt:
         """The error the attempt fails with: None if it was not cancelled and succeeded.
         A cancelled attempt fails, with the processor's own error unless that was the
         cancellation itself (or it returned as if nothing happened)."""
-        if not self.signal.cancelled:
+        if not self.cancelled:
             return error
         if error is None or isinstance(error, asyncio.CancelledError):
             return JobCancelledError(self.signal.reason or "cancelled")
