@@ -295,9 +295,10 @@ class Worker:
         return self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
 
     def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
-        """Cancel the attempt this worker is running on job ``job_id``: True if it was
-        running, False if not here (or already ending). The attempt fails (retried while
-        attempts are left); see ``minibull.cancellation`` for how a processor hears of it."""
+        """Cancel the attempt this worker is running on job ``job_id``: True if it holds the
+        job (running, or taken and about to start: then the processor never starts), False
+        if not (or its outcome is being recorded). The attempt fails (retried while attempts
+        are left); see ``minibull.cancellation`` for how a processor hears of it."""
         check_text(job_id, "job_id")
         if reason is not None:
             check_text(reason, "reason")
