@@ -256,9 +256,10 @@ class Worker:
         self._wake()
 
     def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
-        """Cancel the attempt this worker is running on job ``job_id``: True if it was
-        running, False if not here (or already ending). The attempt fails (retried while
-        attempts are left); see ``minibull.cancellation`` for how a processor hears of it."""
+        """Cancel the attempt this worker is running on job ``job_id``: True if it holds the
+        job (running, or taken and about to start: then the processor never starts), False
+        if not (or its outcome is being recorded). The attempt fails (retried while attempts
+        are left); see ``minibull.cancellation`` for how a processor hears of it."""
         check_text(job_id, "job_id")
         if reason is not None:
             check_text(reason, "reason")
@@ -547,9 +548,10 @@ class Worker:
         return result
 
     async def _call_processor(self, job: Job, attempt: Attempt) -> Any:
+        signal = attempt.signal if self._wants_signal else None
         if self._sandbox is not None:
-            return await self._sandbox.run(self.processor, job)
-        args = (job, attempt.signal) if self._wants_signal else (job,)
+            return await self._sandbox.run(self.processor, job, signal)
+        args = (job, signal) if signal is not None else (job,)
         if inspect.iscoroutinefunction(self.processor):
             return await self.processor(*args)
         result = await run_in_daemon_thread(self.processor, *args)
@@ -1023,13 +1025,7 @@ def check_processor(
         raise TypeError("backoff_strategy must be callable")
     if not isinstance(sandboxed, bool):
         raise TypeError("sandboxed must be True or False")
-    takes_signal = wants_signal(processor)
-    if sandboxed and takes_signal:
-        raise TypeError(
-            "a sandboxed processor takes the job only: a cancelled child is killed, "
-            "so it needs no CancelSignal"
-        )
-    return takes_signal
+    return wants_signal(processor)
 
 
 def check_lock_times(
