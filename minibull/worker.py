@@ -729,8 +729,8 @@ class Worker:
         A Redis error is reported and retried (the job's lock is renewed meanwhile) for up to
         one lock duration; a scheduler left unplanned would never run again."""
         assert job.scheduler_id is not None
-        taken = job.opts.get("prevMillis")  # the run's time, as both BullMQs store it
-        if not isinstance(taken, (int, float)) or isinstance(taken, bool):
+        taken = int(job.id.rsplit(":", 1)[-1]) if job.id.startswith("repeat:") else None
+        if taken is None:
             return
         give_up = asyncio.get_running_loop().time() + self.lock_ms / 1000
         pace = Pace()

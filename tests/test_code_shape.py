@@ -42,28 +42,3 @@ def test_the_count_leaves_out_the_docstring_only(tmp_path: Path) -> None:
     (tmp_path / "fits.py").write_text(f"def fits():\n{docstring}{body}\n")
     (tmp_path / "long.py").write_text(f"def long():\n{docstring}{body}\n    x = 0\n")
     assert long_functions(tmp_path) == ["long.py:1 long"]
-
-
-def run_id_pieces(root: Path) -> list[str]:
-    """Code that builds or matches a run id: the literal "repeat:" or an f-string starting
-    with it (prose that mentions ``repeat:<id>`` is not code). keys.py is left out: its
-    ``repeat:`` is the prefix of the scheduler hashes' key names, not of a job id."""
-    found = []
-    for path in sorted(root.rglob("*.py")):
-        if path.name == "keys.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and node.value == "repeat:":
-                found.append(f"{path.relative_to(root)}:{node.lineno}")
-            elif isinstance(node, ast.JoinedStr) and node.values:
-                first = node.values[0]
-                if isinstance(first, ast.Constant) and str(first.value).startswith("repeat:"):
-                    found.append(f"{path.relative_to(root)}:{node.lineno}")
-    return found
-
-
-def test_the_scheduler_run_id_format_is_written_only_in_lua() -> None:
-    # "repeat:<scheduler id>:<ms>" is built in lua/includes/schedulerRunId.lua; Python reads
-    # a run's time from its opts.prevMillis instead of parsing the id.
-    assert (PACKAGE / "lua" / "includes" / "schedulerRunId.lua").read_text().count('"repeat:"') == 1
-    assert run_id_pieces(PACKAGE) == []
