@@ -183,6 +183,27 @@ WRONG = {
                 "    return sorted(found + ['failures'] * (counts['failed'] > 0))",
             ),
         ],
+        4: [
+            (
+                "the head of the list: get_jobs lists the newest first",
+                "async def oldest_wait(queue):\n"
+                "    jobs = await queue.get_jobs('waiting', 0, 0)\n"
+                "    return (queue.clock.now() - jobs[0].timestamp) / 1000 if jobs else 0",
+            ),
+            (
+                "every state: the delayed report is not waiting, it is not due yet",
+                "async def oldest_wait(queue):\n"
+                "    jobs = await queue.get_jobs()\n"
+                "    oldest = min((job.timestamp for job in jobs), default=None)\n"
+                "    return 0 if oldest is None else (queue.clock.now() - oldest) / 1000",
+            ),
+            (
+                "milliseconds: the timestamps are in ms, the question in seconds",
+                "async def oldest_wait(queue):\n"
+                "    jobs = await queue.get_jobs('waiting', 0, 0, asc=True)\n"
+                "    return queue.clock.now() - jobs[0].timestamp if jobs else 0",
+            ),
+        ],
     },
     "10_minibull_and_bullmq": {
         1: [

@@ -13,7 +13,8 @@ runs on the wall clock), ``source`` (short source excerpts), ``states`` (a job's
 ``timeline`` (job timelines from the events stream), ``depth`` (queue depth over a run),
 ``rates`` (job starts under a rate limit), ``marks`` (an incident or a crash, with its
 moments marked), ``duplicates`` (duplicate requests and what each defence made of them),
-``metrics`` (jobs finished per minute).
+``metrics`` (jobs finished per minute), ``history`` (what a queue keeps in Redis as
+jobs finish).
 """
 
 from .backoff import (
@@ -29,6 +30,7 @@ from .backoff import (
 from .base import OUTCOME_COLOURS, OUTCOME_LABELS, UNITS, NotebookFigure, format_ms, time_unit
 from .depth import DepthSample, DepthSampler, Every, plot_queue_depth
 from .duplicates import Request, plot_duplicates, requests_from_adds
+from .history import HistoryPoint, history_lines, plot_history
 from .marks import mark_positions, plot_crash_timeline, plot_incident
 from .metrics import metrics_minutes, plot_metrics
 from .rates import plot_start_histogram, starts_per_bin
@@ -78,6 +80,9 @@ __all__ = [
     "describe_backoff",
     "format_ms",
     "job_spans",
+    "HistoryPoint",
+    "history_lines",
+    "plot_history",
     "metrics_minutes",
     "mark_positions",
     "plot_backoff_timeline",
