@@ -56,6 +56,16 @@ WRONG = {
                 " minibull.examples.crunch, lock_duration=30, sandboxed=True)",
             ),
         ],
+        4: [
+            (
+                "the target divided by the concurrency: each slot does 4 uploads a second",
+                "WORKERS = 20",
+            ),
+            (
+                "rounded down: 4 processes have 80 in flight, 320 uploads a second",
+                "WORKERS = 4",
+            ),
+        ],
     },
     "07_crashes_locks_and_stalled_jobs": {
         1: [
