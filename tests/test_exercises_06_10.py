@@ -97,6 +97,16 @@ WRONG = {
                 "def shutdown(workers):\n    return [worker.kill() for worker in workers]",
             ),
         ],
+        4: [
+            (
+                "as long as one slice: the renewal due during the slice comes too late",
+                "LOCK_DURATION = 0.4",
+            ),
+            (
+                "BullMQ's default: safe, but a crashed worker's job waits 30 s",
+                "LOCK_DURATION = 30",
+            ),
+        ],
     },
     "08_idempotency": {
         1: [
