@@ -166,6 +166,25 @@ WRONG = {
                 "        lease=0.2)",
             ),
         ],
+        4: [
+            (
+                "simple deduplication: the changes made during the refresh are dropped",
+                "async def request_refresh(queue, product, price):\n"
+                "    return await queue.add('refresh', {'product': product, 'price': price},\n"
+                "        deduplication={'id': f'refresh-{product}'})",
+            ),
+            (
+                "no deduplication: one refresh per change, four for one burst",
+                "async def request_refresh(queue, product, price):\n"
+                "    return await queue.add('refresh', {'product': product, 'price': price})",
+            ),
+            (
+                "a job id per product: refuses every later change while the first job is kept",
+                "async def request_refresh(queue, product, price):\n"
+                "    return await queue.add('refresh', {'product': product, 'price': price},\n"
+                "        job_id=f'refresh-{product}')",
+            ),
+        ],
     },
     "09_operating_in_production": {
         1: [
