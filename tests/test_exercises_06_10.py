@@ -300,6 +300,26 @@ WRONG = {
                 " else None}",
             ),
         ],
+        4: [
+            (
+                "the score read as milliseconds: it is ms * 4096 plus a sequence",
+                "async def due_times(redis, keys):\n"
+                "    scored = await redis.zrange(keys.delayed, 0, -1, withscores=True)\n"
+                "    return {job_id: int(score) for job_id, score in scored}",
+            ),
+            (
+                "the score read as seconds since the epoch",
+                "async def due_times(redis, keys):\n"
+                "    scored = await redis.zrange(keys.delayed, 0, -1, withscores=True)\n"
+                "    return {job_id: int(score / 1000) for job_id, score in scored}",
+            ),
+            (
+                "the add time from the job hash: when the job was added, not when it is due",
+                "async def due_times(redis, keys):\n"
+                "    ids = await redis.zrange(keys.delayed, 0, -1)\n"
+                "    return {i: int(await redis.hget(keys.job(i), 'timestamp')) for i in ids}",
+            ),
+        ],
     },
 }
 
