@@ -1,14 +1,17 @@
 """minibull: a small BullMQ-style job queue on Redis, for learning background jobs."""
 
 from .backoff import backoff_delay, backoff_schedule
+from .cancellation import CancelSignal
 from .clock import SystemClock, VirtualClock
 from .connection import connect
 from .errors import (
     DelayedError,
+    JobCancelledError,
     JobFailedError,
     JobNotFoundError,
     LockLostError,
     MinibullError,
+    RateLimitError,
     UnrecoverableError,
 )
 from .events import QueueEvents
@@ -20,8 +23,10 @@ from .sync_queue import SyncQueue
 from .worker import Worker
 
 __all__ = [
+    "CancelSignal",
     "DelayedError",
     "Job",
+    "JobCancelledError",
     "JobFailedError",
     "JobNotFoundError",
     "LockLostError",
@@ -29,6 +34,7 @@ __all__ = [
     "Queue",
     "QueueEvents",
     "QueueKeys",
+    "RateLimitError",
     "STATES",
     "SideEffectBusyError",
     "SyncQueue",

@@ -540,6 +540,20 @@ def add_worker_options(worker: argparse.ArgumentParser) -> None:
     )
 
 
+def add_server_options(server: argparse.ArgumentParser) -> None:
+    server.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1); any other needs a password",
+    )
+    server.add_argument("--port", type=port_number, default=6390, help="default: 6390")
+    server.add_argument(
+        "--password",
+        help=f"clients must AUTH with it (or set {SERVER_PASSWORD_VAR}: a command line is "
+        "visible to every local user)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minibull", description="minibull job queue tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -569,17 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="set each job's attempts made to 0, so it gets all its attempts again "
         "(default: kept, so a job that used them all gets one more run)",
     )
-    server = commands.add_parser("server", help="a shared fakeredis server (nothing installed)")
-    server.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default: 127.0.0.1); any other needs a password",
-    )
-    server.add_argument("--port", type=port_number, default=6390, help="default: 6390")
-    server.add_argument(
-        "--password",
-        help=f"clients must AUTH with it (or set {SERVER_PASSWORD_VAR}: a command line is "
-        "visible to every local user)",
+    add_server_options(
+        commands.add_parser("server", help="a shared fakeredis server (nothing installed)")
     )
     return parser
 

@@ -35,3 +35,16 @@ class WorkerError(MinibullError):
 class DelayedError(MinibullError):
     """Raise in a processor right after ``await job.move_to_delayed(timestamp)``: the job
     waits in ``delayed`` until then, and the run counts as no attempt (BullMQ's DelayedError)."""
+
+
+class RateLimitError(MinibullError):
+    """Raise in a processor right after ``await worker.rate_limit(seconds)`` (say, a provider
+    answered 429 with Retry-After): the job goes back to the front of the line, the run
+    counts as no attempt, and every worker of the queue waits until the window ends
+    (BullMQ's ``Worker.RateLimitError``)."""
+
+
+class JobCancelledError(MinibullError):
+    """What a cancelled attempt fails with (``worker.cancel_job``, or the job's ``timeout``),
+    unless the processor raised an error of its own; it is retried while attempts are left.
+    Also raised by ``CancelSignal.raise_if_cancelled`` in a processor that checks."""

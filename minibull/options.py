@@ -193,6 +193,7 @@ def build_job(
     remove_on_fail: Any = False,
     deduplication: Any = None,
     size_limit: int | None = None,
+    timeout: float | timedelta | None = None,
 ) -> dict[str, Any]:
     """Check every argument of ``Queue.add`` and return the job for the addJob script."""
     check_text(name, "name")
@@ -229,6 +230,8 @@ def build_job(
         opts["de"] = dedup
     if size_limit is not None:
         opts["sizeLimit"] = size_limit
+    if timeout is not None:
+        opts["timeout"] = check_timeout(timeout)
     spec = {
         "id": custom_id,
         "name": name,
@@ -244,6 +247,15 @@ def build_job(
         else:
             spec["dedupId"], spec["dedupTtl"] = dedup["id"], dedup.get("ttl", 0)
     return spec
+
+
+def check_timeout(timeout: float | timedelta) -> int:
+    """``timeout=``: seconds (> 0, at most 5 years) an attempt may run, as ms for ``opts``
+    (the name of Bull 3's option; BullMQ has none and ignores it)."""
+    timeout_ms = to_ms(timeout, "timeout")
+    if timeout_ms <= 0 or timeout_ms > MAX_DELAY_MS:
+        raise ValueError(f"timeout must be > 0 seconds and at most 5 years (got {timeout!r})")
+    return timeout_ms
 
 
 #: The stored options of a job added with none (speed only: ``build_plain_job``).

@@ -24,7 +24,7 @@ from .options import (
     check_text,
 )
 from .schedule import check_repeat, next_run
-from .scripts import Scripts
+from .scripts import MANUAL_RATE_LIMIT, Scripts
 
 _ADD_OPTIONS = frozenset(
     {
@@ -38,6 +38,7 @@ _ADD_OPTIONS = frozenset(
         "remove_on_fail",
         "deduplication",
         "size_limit",
+        "timeout",
     }
 )
 
@@ -201,7 +202,9 @@ class Queue:
         ``delay`` (seconds, at most 5 years), ``priority`` (1 runs first, 0 = none),
         ``lifo``, ``remove_on_complete``, ``remove_on_fail``, ``deduplication`` and
         ``size_limit`` (bytes of data as JSON, as BullMQ's sizeLimit; without it,
-        ``DEFAULT_SIZE_LIMIT``, 16 MiB). ``data`` may nest at most ``MAX_DATA_DEPTH``
+        ``DEFAULT_SIZE_LIMIT``, 16 MiB), ``timeout`` (seconds on the worker's clock an
+        attempt may run before it is cancelled and fails; stored as ``opts.timeout`` in
+        ms, which BullMQ ignores). ``data`` may nest at most ``MAX_DATA_DEPTH``
         (100) levels. A second add with the same ``job_id`` (or deduplication id)
         returns the existing job, read back from Redis; if that job was removed in
         between (it finished, with ``remove_on_complete``), the Job returned carries
@@ -399,7 +402,8 @@ class Queue:
         active, started, limit_ttl = replies[5:]
         max_jobs = int(max_jobs) if max_jobs else (limiter[0] if limiter else None)
         capped = concurrency is not None and active >= int(concurrency)
-        limited = max_jobs is not None and int(started or 0) >= max_jobs and limit_ttl > 0
+        limit_at = MANUAL_RATE_LIMIT if max_jobs is None else max_jobs
+        limited = int(started or 0) >= limit_at and limit_ttl > 0
         if paused is not None or capped or limited:
             return False  # a marker left behind cannot start anything either
         return markers > 0 or (waiting + prioritized + due) > 0
@@ -494,6 +498,16 @@ class Queue:
         if window <= 0:
             raise ValueError("duration must be > 0 seconds")
         await self.scripts.set_queue_limits(max=max_jobs, duration=window)
+
+    async def rate_limit(self, seconds: float | timedelta) -> None:
+        """Hold every worker of the queue for ``seconds`` (real time), e.g. after an API
+        answered 429 with Retry-After (BullMQ's ``rateLimit``; see ``RateLimitError``)."""
+        await self.scripts.rate_limit(check_rate_limit_window(seconds))
+
+    async def get_rate_limit_ttl(self) -> float:
+        """Seconds until the limiter key expires: a manual limit or the current window (0: none)."""
+        ttl = await self.redis.pttl(self.keys.limiter)
+        return ttl / 1000 if ttl > 0 else 0.0
 
     async def get_global_limits(self) -> dict[str, float | int | None]:
         """The queue's caps: concurrency, max jobs per window and the window (seconds)."""
@@ -664,3 +678,11 @@ def repeat_from_hash(raw: dict[str, str]) -> dict[str, Any]:
     if "tz" in raw:
         repeat["tz"] = raw["tz"]
     return repeat
+
+
+def check_rate_limit_window(seconds: float | timedelta) -> int:
+    """``rate_limit``'s window in ms: more than 0, at most 5 years."""
+    window = to_ms(seconds, "seconds")
+    if window <= 0 or window > MAX_DELAY_MS:
+        raise ValueError(f"seconds must be > 0 and at most 5 years (got {seconds!r})")
+    return window

@@ -40,6 +40,10 @@ ERROR_CODES = {
 
 Args = tuple[list[str], list[Any]]
 
+#: What a manual rate limit writes into the limiter key: 2^53 - 1, BullMQ's
+#: Number.MAX_SAFE_INTEGER (takeNextJob.lua holds every worker while it is there).
+MANUAL_RATE_LIMIT = 2**53 - 1
+
 _RESERVED_IDS = " ".join(sorted(RESERVED_JOB_IDS))
 _PAGE = 1000  # ids read or keys deleted per Redis call (obliterate)
 
@@ -283,6 +287,23 @@ def move_to_delayed_args(
     )
 
 
+def move_job_from_active_to_wait_args(keys: QueueKeys, job_id: str, token: str, now: int) -> Args:
+    """A rate-limited run's job back to the front of the line, no attempt counted."""
+    return (
+        [
+            keys.active,
+            keys.wait,
+            keys.stalled,
+            keys.meta,
+            keys.limiter,
+            keys.prioritized,
+            keys.marker,
+            keys.events,
+        ],
+        [keys.job_prefix, job_id, token, now],
+    )
+
+
 def extend_locks_args(keys: QueueKeys, locks: dict[str, str], lock_ms: int) -> Args:
     return [keys.stalled], [keys.job_prefix, lock_ms, _json(sorted(locks.items()))]
 
@@ -499,6 +520,18 @@ class Scripts:
             "moveToDelayed", move_to_delayed_args(self.keys, now, job_id, token, delay_ms, fields)
         )
         check(result, job_id, "delay")
+
+    async def move_job_from_active_to_wait(self, job_id: str, token: str, now: int) -> int:
+        """Put a rate-limited job back (no attempt used); returns the limit's ms left (0: none)."""
+        args = move_job_from_active_to_wait_args(self.keys, job_id, token, now)
+        result = int(await self.run("moveJobFromActiveToWait", args))
+        check(result, job_id, "move back to wait")
+        return result
+
+    async def rate_limit(self, window_ms: int) -> None:
+        """Hold every worker of the queue for ``window_ms`` (BullMQ's rateLimit): the
+        limiter key set to ``MANUAL_RATE_LIMIT``, expiring with the window."""
+        await self.redis.set(self.keys.limiter, MANUAL_RATE_LIMIT, px=window_ms)
 
     async def extend_locks(self, locks: dict[str, str], lock_ms: int) -> list[str]:
         """Renew the locks (job id -> token); returns the ids whose lock was lost."""

@@ -37,6 +37,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from .backoff import backoff_delay, retry_rng
+from .cancellation import Attempt, timeout_ms, wants_signal
 from .clock import Clock, Pace, Timer, to_ms
 from .connection import (
     blocking_limit,
@@ -49,6 +50,7 @@ from .errors import (
     DelayedError,
     JobNotFoundError,
     LockLostError,
+    RateLimitError,
     UnrecoverableError,
     WorkerError,
 )
@@ -126,6 +128,13 @@ class Worker:
         self.sandboxed = sandboxed
         self._sandbox: Sandbox | None = None
         self.processor = processor
+        self._wants_signal = wants_signal(processor)
+        if sandboxed and self._wants_signal:
+            raise TypeError(
+                "a sandboxed processor takes the job only: a cancelled child is killed, "
+                "so it needs no CancelSignal"
+            )
+        self._attempts: dict[str, Attempt] = {}  # job id -> its running attempt
         self.backoff_strategy = backoff_strategy
         self.worker_name, self.max_metrics = check_worker_name(worker_name), check_metrics(metrics)
         self.queue = Queue(name, connection, prefix=prefix, clock=clock)
@@ -289,6 +298,30 @@ class Worker:
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
+
+    def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
+        """Cancel the attempt this worker is running on job ``job_id``: True if it was
+        running, False if not here (or already ending). The attempt fails (retried while
+        attempts are left); see ``minibull.cancellation`` for how a processor hears of it."""
+        check_text(job_id, "job_id")
+        if reason is not None:
+            check_text(reason, "reason")
+        attempt = self._attempts.get(job_id)
+        if attempt is None:
+            return False
+        said = f"job {job_id} was cancelled" + (f": {reason}" if reason else "")
+        return attempt.cancel(clean_text(said, REASON_LIMIT))
+
+    def cancel_all_jobs(self, reason: str | None = None) -> int:
+        """Cancel every attempt this worker is running; returns how many were cancelled."""
+        if reason is not None:
+            check_text(reason, "reason")
+        return sum(self.cancel_job(job_id, reason) for job_id in list(self._attempts))
+
+    async def rate_limit(self, seconds: float | timedelta) -> None:
+        """Hold every worker of this queue for ``seconds`` (real time), then raise
+        ``RateLimitError`` in the processor to put its job back (BullMQ's ``rateLimit``)."""
+        await self.queue.rate_limit(seconds)
 
     async def pause(self) -> None:
         """Stop this worker taking new jobs (its running jobs finish)."""
@@ -479,11 +512,15 @@ class Worker:
             job.token = token  # type: ignore[attr-defined]  # for Job.move_to_delayed
             self._jobs[job.id] = (job, token, task)
             self._held_locks[job.id] = token
+            attempt = self._attempts[job.id] = Attempt(job.id, task)  # cancel_job finds it
             try:
-                following = await self._run_job(job, token)
+                following = await self._run_job(job, token, attempt)
             finally:
                 self._jobs.pop(job.id, None)
                 self._held_locks.pop(job.id, None)
+                attempt.end()
+                if self._attempts.get(job.id) is attempt:
+                    del self._attempts[job.id]
             job, token = following if following else (None, "")
 
     def _fetch_next(self) -> Take | None:
@@ -530,7 +567,7 @@ class Worker:
 
     # -- one job --------------------------------------------------------------
 
-    async def _run_job(self, job: Job, token: str) -> tuple[Job, str] | None:
+    async def _run_job(self, job: Job, token: str, attempt: Attempt) -> tuple[Job, str] | None:
         """Run one job and record its outcome; returns the next job if one was fetched."""
         await self._emit("active", job)
         if job.scheduler_id:
@@ -541,7 +578,7 @@ class Worker:
                     "worker %s: job %s fails: %s", self.name, job.id, job.deferred_failure
                 )
                 raise UnrecoverableError(job.deferred_failure)
-            result = await self._call_processor(job)
+            result = await self._attempt(job, attempt)
             returnvalue = encode_json(result, "the processor's return value")
         except asyncio.CancelledError as error:
             if self._being_cancelled():
@@ -549,6 +586,8 @@ class Worker:
             failure = self._failure(job, error)  # the processor's own cancelled await
         except DelayedError:
             return None  # the processor moved its job to delayed itself (Job.move_to_delayed)
+        except RateLimitError:  # the processor hit a limit (after rate_limit): back in line
+            return await self._finish(self._record_rate_limited, job, token)
         except BaseException as error:  # also sys.exit() or KeyboardInterrupt in a processor
             failure = self._failure(job, error)
         else:
@@ -603,12 +642,33 @@ class Worker:
                     return
                 await asyncio.sleep(pace.next())
 
-    async def _call_processor(self, job: Job) -> Any:
+    async def _attempt(self, job: Job, attempt: Attempt) -> Any:
+        """Run the processor as one attempt that ``cancel_job`` or the job's ``timeout``
+        can stop (see ``minibull.cancellation``); raises what the attempt fails with."""
+        task = asyncio.current_task()
+        result, error = None, None
+        if attempt.start(self.clock, self.clock.now(), timeout_ms(job.opts)):
+            try:
+                result = await self._call_processor(job, attempt)
+            except BaseException as exc:  # decided below, with the cancellation
+                error = exc
+        attempt.end()
+        if error is not None and self._being_cancelled():
+            raise error  # a forced close: the job is left to the stalled check
+        if attempt.task_cancelled and hasattr(task, "uncancel"):
+            task.uncancel()  # Python 3.11+: this task goes on (it records the failure)
+        failure = attempt.outcome(error)
+        if failure is not None:
+            raise failure
+        return result
+
+    async def _call_processor(self, job: Job, attempt: Attempt) -> Any:
         if self._sandbox is not None:
             return await self._sandbox.run(self.processor, job)
+        args = (job, attempt.signal) if self._wants_signal else (job,)
         if inspect.iscoroutinefunction(self.processor):
-            return await self.processor(job)
-        result = await run_in_daemon_thread(self.processor, job)
+            return await self.processor(*args)
+        result = await run_in_daemon_thread(self.processor, *args)
         if inspect.isawaitable(result):
             return await result
         return result
@@ -669,6 +729,11 @@ class Worker:
         job.returnvalue, job.finished_on = result, now
         await self._emit("completed", job, result)
         return self._following(taken, fetch)
+
+    async def _record_rate_limited(self, job: Job, token: str) -> None:
+        """Put the job back at the front of the line, no attempt used (BullMQ's
+        moveJobFromActiveToWait); moveToActive then holds every worker until the window ends."""
+        await self.queue.scripts.move_job_from_active_to_wait(job.id, token, self.clock.now())
 
     def _failure(
         self, job: Job, error: BaseException
@@ -892,7 +957,7 @@ class Worker:
                 await self._report("clearing the client name", exc)
 
 
-async def run_in_daemon_thread(function: Callable[[Job], Any], job: Job) -> Any:
+async def run_in_daemon_thread(function: Callable[..., Any], job: Job, *more: Any) -> Any:
     """``function(job)`` in a thread of its own, as a daemon: a processor that never
     returns cannot keep a closed worker's process alive (``asyncio.to_thread``'s
     threads are joined when the process exits)."""
@@ -911,7 +976,7 @@ async def run_in_daemon_thread(function: Callable[[Job], Any], job: Job) -> Any:
     def run() -> None:
         result, error = None, None
         try:
-            result = context.run(function, job)
+            result = context.run(function, job, *more)
         except BaseException as exc:  # SystemExit too: the job fails, the thread ends
             error = exc
         try:

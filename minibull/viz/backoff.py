@@ -19,7 +19,7 @@ from ..backoff import backoff_delay, backoff_schedule, normalize_backoff
 from ..clock import to_ms
 
 if TYPE_CHECKING:
-    pass
+    from matplotlib.axes import Axes
 
 from .base import (
     UNITS,
@@ -87,44 +87,14 @@ def plot_backoff_timeline(
     ``policies`` maps a label to a ``backoff=`` value (``{"type": "exponential",
     "delay": 1}``, ``2``, None for immediate retries), or is a list of ``BackoffPoints``.
     """
-    if isinstance(policies, Mapping):
-        rows = [
-            backoff_points(backoff, attempts, run=run, seed=seed, label=label)
-            for label, backoff in policies.items()
-        ]
-    else:
-        rows = list(policies)
-    if not rows:
-        raise ValueError("policies must name at least one backoff policy")
+    rows = _backoff_rows(policies, attempts, run, seed)
     end = max(1, max(row.starts[-1] + row.run for row in rows))  # 1: immediate retries
     unit = _unit(unit, end)
     scale = UNITS[unit]
     figure, ax = _new_figure(10, 1.2 + 0.75 * len(rows))
     labels: list[tuple[Text, float, float]] = []
     for y, row in enumerate(rows):
-        starts = [start / scale for start in row.starts]
-        if row.run:
-            ax.barh([y] * len(starts), row.run / scale, left=starts, height=0.3, color="#1b9e77")
-        (marker,) = ax.plot(starts, [y] * len(starts), "o", color="#1b9e77", markersize=7)
-        marker.set_gid(f"attempts:{row.label}")
-        for start, count in sorted(Counter(starts).items()):
-            if count > 1:  # attempts at the same moment: one dot would read as one attempt
-                text = ax.text(start, y + 0.12, f"×{count}", ha="center", va="top", fontsize=9)
-                text.set_gid(f"count:{row.label}:{start:g}")
-        for number, (start, wait) in enumerate(zip(row.starts, row.waits, strict=False)):
-            x0, x1 = (start + row.run) / scale, (start + row.run + wait) / scale
-            ax.annotate(
-                "",
-                xy=(x1, y),
-                xytext=(x0, y),
-                arrowprops={"arrowstyle": "->", "color": "#555555", "shrinkA": 4, "shrinkB": 4},
-            )
-            # The y axis runs downwards (first policy on top): y - 0.1 is just above the arrow.
-            text = ax.text(
-                (x0 + x1) / 2, y - 0.1, format_ms(wait), ha="center", va="bottom", fontsize=9
-            )
-            text.set_gid(f"wait:{row.label}:{number + 1}")
-            labels.append((text, x0, x1))
+        labels += _draw_backoff_row(ax, y, row, scale)
     ax.set_yticks(range(len(rows)), [row.label for row in rows])
     ax.set_ylim(len(rows) - 0.5, -0.6)
     ax.set_xlim(-0.02 * end / scale, 1.03 * end / scale)
@@ -142,6 +112,52 @@ def plot_backoff_timeline(
     )
     _drop_labels_that_do_not_fit(figure, labels)
     return figure
+
+
+def _backoff_rows(
+    policies: Mapping[str, Any] | Sequence[BackoffPoints], attempts: int, run: float, seed: int
+) -> list[BackoffPoints]:
+    if isinstance(policies, Mapping):
+        rows = [
+            backoff_points(backoff, attempts, run=run, seed=seed, label=label)
+            for label, backoff in policies.items()
+        ]
+    else:
+        rows = list(policies)
+    if not rows:
+        raise ValueError("policies must name at least one backoff policy")
+    return rows
+
+
+def _draw_backoff_row(
+    ax: Axes, y: int, row: BackoffPoints, scale: float
+) -> list[tuple[Text, float, float]]:
+    """One policy's attempts (dots, bars) and waits (arrows); returns the wait labels."""
+    starts = [start / scale for start in row.starts]
+    if row.run:
+        ax.barh([y] * len(starts), row.run / scale, left=starts, height=0.3, color="#1b9e77")
+    (marker,) = ax.plot(starts, [y] * len(starts), "o", color="#1b9e77", markersize=7)
+    marker.set_gid(f"attempts:{row.label}")
+    for start, count in sorted(Counter(starts).items()):
+        if count > 1:  # attempts at the same moment: one dot would read as one attempt
+            text = ax.text(start, y + 0.12, f"×{count}", ha="center", va="top", fontsize=9)
+            text.set_gid(f"count:{row.label}:{start:g}")
+    labels = []
+    for number, (start, wait) in enumerate(zip(row.starts, row.waits, strict=False)):
+        x0, x1 = (start + row.run) / scale, (start + row.run + wait) / scale
+        ax.annotate(
+            "",
+            xy=(x1, y),
+            xytext=(x0, y),
+            arrowprops={"arrowstyle": "->", "color": "#555555", "shrinkA": 4, "shrinkB": 4},
+        )
+        # The y axis runs downwards (first policy on top): y - 0.1 is just above the arrow.
+        text = ax.text(
+            (x0 + x1) / 2, y - 0.1, format_ms(wait), ha="center", va="bottom", fontsize=9
+        )
+        text.set_gid(f"wait:{row.label}:{number + 1}")
+        labels.append((text, x0, x1))
+    return labels
 
 
 # -- retry storm ----------------------------------------------------------------------
@@ -219,50 +235,73 @@ def simulate_retry_storm(
         raise ValueError(f"bucket must be at least 1 ms (got {bucket!r})")
     spread_ms = to_ms(start_spread, "start_spread")
     rngs = [random.Random(f"{seed}:{client}") for client in range(clients)]
-    calls = [(round(rng.random() * spread_ms), client, 1) for client, rng in enumerate(rngs)]
-    heapq.heapify(calls)
-    request_times: list[int] = []
-    served_times: list[int] = []
-    load_per_second: dict[int, int] = defaultdict(int)
-    served_per_second: dict[int, int] = defaultdict(int)
-    gave_up = 0
-    while calls and calls[0][0] <= end_ms:
-        now, client, attempt = heapq.heappop(calls)
-        request_times.append(now)
-        second = now // 1000
-        load_per_second[second] += 1
-        up = storm_is_up(second, recover_ms, load_per_second[second - 1], capacity)
-        if up and (capacity is None or served_per_second[second] < capacity):
-            served_per_second[second] += 1
-            served_times.append(now)
-        elif attempts is not None and attempt >= attempts:
-            gave_up += 1
-        else:
-            wait = backoff_delay(stored, attempt, rngs[client]) or 0
-            heapq.heappush(calls, (now + latency_ms + wait, client, attempt + 1))
-    buckets = end_ms // bucket_ms + 1
-    down_seconds = [
-        second
-        for second in range(end_ms // 1000 + 1)
-        if not storm_is_up(second, recover_ms, load_per_second[second - 1], capacity)
-    ]
+    starts = [round(rng.random() * spread_ms) for rng in rngs]
+    model = _StormModel(stored, rngs, recover_ms, capacity, attempts, latency_ms)
+    request_times, served_times, load_per_second, gave_up = model.run(starts, end_ms)
     return RetryStorm(
         label=label or describe_backoff(backoff),
         request_times=request_times,
         served_times=served_times,
         bucket=bucket_ms,
-        load=_histogram(request_times, bucket_ms, buckets),
-        served=_histogram(served_times, bucket_ms, buckets),
+        load=_histogram(request_times, bucket_ms, end_ms),
+        served=_histogram(served_times, bucket_ms, end_ms),
         clients=clients,
         recover_at=recover_ms,
         capacity=capacity,
         gave_up=gave_up,
         latency=latency_ms,
-        down_seconds=down_seconds,
+        down_seconds=model.down_seconds(end_ms, load_per_second),
     )
 
 
-def _histogram(times: list[int], bucket_ms: int, buckets: int) -> list[int]:
+@dataclass
+class _StormModel:
+    """The clients' calls, one at a time in time order, against the capacity model."""
+
+    backoff: dict[str, Any]
+    rngs: list[random.Random]
+    recover_ms: int
+    capacity: int | None
+    attempts: int | None
+    latency_ms: int
+
+    def run(self, starts: list[int], end_ms: int) -> tuple[list[int], list[int], dict, int]:
+        """(request times, served times, requests per second, clients that gave up)."""
+        calls = [(start, client, 1) for client, start in enumerate(starts)]
+        heapq.heapify(calls)
+        request_times: list[int] = []
+        served_times: list[int] = []
+        load_per_second: dict[int, int] = defaultdict(int)
+        served_per_second: dict[int, int] = defaultdict(int)
+        gave_up = 0
+        while calls and calls[0][0] <= end_ms:
+            now, client, attempt = heapq.heappop(calls)
+            request_times.append(now)
+            second = now // 1000
+            load_per_second[second] += 1
+            load_before = load_per_second[second - 1]
+            up = storm_is_up(second, self.recover_ms, load_before, self.capacity)
+            if up and (self.capacity is None or served_per_second[second] < self.capacity):
+                served_per_second[second] += 1
+                served_times.append(now)
+            elif self.attempts is not None and attempt >= self.attempts:
+                gave_up += 1
+            else:
+                wait = backoff_delay(self.backoff, attempt, self.rngs[client]) or 0
+                heapq.heappush(calls, (now + self.latency_ms + wait, client, attempt + 1))
+        return request_times, served_times, load_per_second, gave_up
+
+    def down_seconds(self, end_ms: int, load_per_second: dict[int, int]) -> list[int]:
+        """The whole seconds in which the dependency served nothing."""
+        return [
+            second
+            for second in range(end_ms // 1000 + 1)
+            if not storm_is_up(second, self.recover_ms, load_per_second[second - 1], self.capacity)
+        ]
+
+
+def _histogram(times: list[int], bucket_ms: int, end_ms: int) -> list[int]:
+    buckets = end_ms // bucket_ms + 1
     counts = [0] * buckets
     for time in times:
         counts[min(time // bucket_ms, buckets - 1)] += 1
@@ -293,49 +332,60 @@ def plot_retry_storm(storms: Sequence[RetryStorm], *, title: str | None = None) 
     peak = max(1, max(max(storm.load) for storm in storms)) * 1000 / storms[0].bucket
     end = len(storms[0].load) * storms[0].bucket / 1000
     for ax, storm in zip(axes, storms, strict=True):
-        per_second = 1000 / storm.bucket
-        edges = [i * storm.bucket / 1000 for i in range(len(storm.load) + 1)]
-        for first, last in _runs(storm.down_seconds):
-            span = ax.axvspan(first, min(last, end), color="#d95f02", alpha=0.15, lw=0)
-            span.set_gid("down")
-        requests = ax.stairs([n * per_second for n in storm.load], edges, fill=True)
-        requests.set(color="#7570b3", alpha=0.8, gid="load")
-        served = ax.stairs([n * per_second for n in storm.served], edges, fill=True)
-        served.set(color="#1b9e77", gid="served")
-        if storm.capacity is not None:
-            ax.axhline(storm.capacity, color="black", linestyle="--", linewidth=1)
-        done = storm.done_at
-        outcome = (
-            f"all {storm.clients} served by {done / 1000:.0f} s"
-            if done is not None
-            else f"{len(storm.served_times)} of {storm.clients} served"
-        )
-        ax.set_title(
-            f"{storm.label}: {len(storm.request_times):,} requests, {outcome}",
-            loc="left",
-            fontsize=10,
-        )
-        ax.set_yscale("symlog", linthresh=10)
-        ax.set_ylim(0, peak * 1.8)
-        ax.set_ylabel("requests/s\n(log scale)")
-        ax.grid(axis="y", alpha=0.3)
+        _draw_storm_panel(ax, storm, end, peak)
     axes[-1].set_xlabel("time (s)")
     axes[-1].set_xlim(0, end)
-    first = storms[0]
+    figure.suptitle(title or _storm_title(storms[0]))
+    _legend_outside(axes[0], _storm_legend(storms[0]))
+    return figure
+
+
+def _draw_storm_panel(ax: Axes, storm: RetryStorm, end: float, peak: float) -> None:
+    """One policy's load and served requests per second, its down seconds shaded."""
+    per_second = 1000 / storm.bucket
+    edges = [i * storm.bucket / 1000 for i in range(len(storm.load) + 1)]
+    for first, last in _runs(storm.down_seconds):
+        span = ax.axvspan(first, min(last, end), color="#d95f02", alpha=0.15, lw=0)
+        span.set_gid("down")
+    requests = ax.stairs([n * per_second for n in storm.load], edges, fill=True)
+    requests.set(color="#7570b3", alpha=0.8, gid="load")
+    served = ax.stairs([n * per_second for n in storm.served], edges, fill=True)
+    served.set(color="#1b9e77", gid="served")
+    if storm.capacity is not None:
+        ax.axhline(storm.capacity, color="black", linestyle="--", linewidth=1)
+    done = storm.done_at
+    outcome = (
+        f"all {storm.clients} served by {done / 1000:.0f} s"
+        if done is not None
+        else f"{len(storm.served_times)} of {storm.clients} served"
+    )
+    ax.set_title(
+        f"{storm.label}: {len(storm.request_times):,} requests, {outcome}",
+        loc="left",
+        fontsize=10,
+    )
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_ylim(0, peak * 1.8)
+    ax.set_ylabel("requests/s\n(log scale)")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _storm_title(first: RetryStorm) -> str:
     capacity = "all calls" if first.capacity is None else f"at most {first.capacity} calls/s"
-    figure.suptitle(
-        title
-        or f"Retry storm: {first.clients} clients, a dependency down for "
+    return (
+        f"Retry storm: {first.clients} clients, a dependency down for "
         f"{first.recover_at / 1000:g} s, then serving {capacity}\n"
         f"(each failed call takes {format_ms(first.latency)}; a second with more calls "
         "than capacity keeps it down for the next second)"
     )
-    handles = [
+
+
+def _storm_legend(first: RetryStorm) -> list[Any]:
+    handles: list[Any] = [
         Patch(color="#d95f02", alpha=0.15, label="dependency down\n(outage or overload)"),
         Patch(color="#7570b3", alpha=0.8, label="requests (load)"),
         Patch(color="#1b9e77", label="requests served"),
     ]
     if first.capacity is not None:
         handles.append(Line2D([], [], color="black", linestyle="--", label="capacity"))
-    _legend_outside(axes[0], handles)
-    return figure
+    return handles

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -75,23 +76,7 @@ def plot_request_timeline(
     end = max(max(t.answered, t.email_end or 0.0) for times in versions.values() for t in times)
     for ax, (name, times) in zip(axes, versions.items(), strict=True):
         for y, t in enumerate(times):
-            bar = ax.barh(
-                y + 0.15, t.answered - t.sent, left=t.sent, height=0.3, color=REQUEST_COLOUR
-            )
-            bar.patches[0].set_gid(f"request:{name}:{y}")
-            (dot,) = ax.plot([t.answered], [y + 0.15], "o", color=REQUEST_COLOUR, markersize=5)
-            dot.set_gid(f"answered:{name}:{y}")
-            if t.email_start is not None and t.email_end is not None:
-                bar = ax.barh(
-                    y - 0.15,
-                    t.email_end - t.email_start,
-                    left=t.email_start,
-                    height=0.3,
-                    color=EMAIL_COLOUR,
-                )
-                bar.patches[0].set_gid(f"email:{name}:{y}")
-                (cross,) = ax.plot([t.email_end], [y - 0.15], "x", color="black", markersize=6)
-                cross.set_gid(f"delivered:{name}:{y}")
+            _draw_request(ax, name, y, t)
         ax.set_yticks(range(len(times)), [t.label for t in times], fontsize=8)
         ax.set_ylim(len(times) - 0.4, -0.6)
         ax.set_title(name, loc="left", fontsize=10)
@@ -109,3 +94,18 @@ def plot_request_timeline(
         ],
     )
     return figure
+
+
+def _draw_request(ax: Axes, name: str, y: int, t: RequestTimes) -> None:
+    """One request's row: the wait for its answer above, its email (if any) below."""
+    bar = ax.barh(y + 0.15, t.answered - t.sent, left=t.sent, height=0.3, color=REQUEST_COLOUR)
+    bar.patches[0].set_gid(f"request:{name}:{y}")
+    (dot,) = ax.plot([t.answered], [y + 0.15], "o", color=REQUEST_COLOUR, markersize=5)
+    dot.set_gid(f"answered:{name}:{y}")
+    if t.email_start is None or t.email_end is None:
+        return
+    width = t.email_end - t.email_start
+    bar = ax.barh(y - 0.15, width, left=t.email_start, height=0.3, color=EMAIL_COLOUR)
+    bar.patches[0].set_gid(f"email:{name}:{y}")
+    (cross,) = ax.plot([t.email_end], [y - 0.15], "x", color="black", markersize=6)
+    cross.set_gid(f"delivered:{name}:{y}")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -71,35 +72,39 @@ def plot_promotion(
         ax.plot([x[lane], x[lane]], [-0.6, bottom], color="#cccccc", linewidth=1, zorder=0)
         ax.text(x[lane], -0.7, _lane_label(lane), ha="center", va="bottom", fontsize=9)
     for index, (step, y) in enumerate(zip(steps, rows, strict=True)):
-        arrow = ax.annotate(
-            "",
-            xy=(x[step.target], y),
-            xytext=(x[step.actor], y),
-            arrowprops={"arrowstyle": "->", "color": "#d95f02", "lw": 1.5},
-        )
-        arrow.set_gid(f"step:{index}")
-        middle = (x[step.actor] + x[step.target]) / 2
-        label = ax.text(middle, y - 0.1, step.text, ha="center", va="bottom", fontsize=8)
-        label.set_gid(f"text:{index}")
-        stamp = datetime.fromtimestamp(step.at / 1000, tz=ZoneInfo("UTC")).strftime(when)
-        ax.text(-1.2, y, stamp, ha="right", va="center", fontsize=8)
+        _draw_step(ax, index, step, y, (x[step.actor], x[step.target]), when)
     if gap is not None:
-        y = rows[gap] - 0.9
-        ax.axhline(y, color="#999999", linestyle=":", linewidth=1)
-        ax.text(
-            x[lanes[-1]] + 0.2,
-            y,
-            f"{format_ms(steps[gap].at - steps[0].at)} later",
-            va="center",
-            fontsize=8,
-            color="#555555",
-        )
+        _draw_gap(ax, rows[gap] - 0.9, x[lanes[-1]] + 0.2, steps[gap].at - steps[0].at)
     ax.set_xlim(-2.6, x[lanes[-1]] + 1.4)
     ax.set_ylim(bottom, -1.6)
     ax.set_axis_off()
     ax.set_title(title or "How a delayed job reaches a worker, with no polling")
     ax.text(-1.2, -0.7, "time (UTC)", ha="right", va="bottom", fontsize=9)
     return figure
+
+
+def _draw_step(
+    ax: Axes, index: int, step: PromotionStep, y: float, xs: tuple[float, float], when: str
+) -> None:
+    """One step: an arrow from its actor's lane to its target's, its text, its time."""
+    actor, target = xs
+    arrow = ax.annotate(
+        "",
+        xy=(target, y),
+        xytext=(actor, y),
+        arrowprops={"arrowstyle": "->", "color": "#d95f02", "lw": 1.5},
+    )
+    arrow.set_gid(f"step:{index}")
+    label = ax.text((actor + target) / 2, y - 0.1, step.text, ha="center", va="bottom", fontsize=8)
+    label.set_gid(f"text:{index}")
+    stamp = datetime.fromtimestamp(step.at / 1000, tz=ZoneInfo("UTC")).strftime(when)
+    ax.text(-1.2, y, stamp, ha="right", va="center", fontsize=8)
+
+
+def _draw_gap(ax: Axes, y: float, x: float, elapsed_ms: int) -> None:
+    """A dotted line where time jumps between two steps, saying how much later."""
+    ax.axhline(y, color="#999999", linestyle=":", linewidth=1)
+    ax.text(x, y, f"{format_ms(elapsed_ms)} later", va="center", fontsize=8, color="#555555")
 
 
 def _lane_label(lane: str) -> str:
@@ -154,34 +159,9 @@ def plot_schedule_week(
     position = {day: index for index, day in enumerate(days)}
     hours = [run.hour for runs in schedules.values() for run in runs]
     for number, (name, runs) in enumerate(schedules.items()):
-        (line,) = ax.plot(
-            [position[run.day] for run in runs],
-            [run.hour for run in runs],
-            marker=markers[number % len(markers)],
-            label=name,
-        )
-        line.set_gid(f"runs:{name}")
-        for run in runs:
-            if run.hours_since_last is not None and round(run.hours_since_last) != 24:
-                ax.annotate(
-                    f"{run.hours_since_last:g} h after\nthe previous run",
-                    (position[run.day], run.hour),
-                    xytext=(8, -4 - 14 * number),
-                    textcoords="offset points",
-                    fontsize=8,
-                    va="top",
-                    color=line.get_color(),
-                ).set_gid(f"gap:{name}:{run.day.isoformat()}")
+        _draw_schedule(ax, number, name, runs, position, markers[number % len(markers)])
     if change is not None and change in position:
-        ax.axvline(position[change] - 0.5, color="#d95f02", linestyle="--", linewidth=1)
-        ax.text(
-            position[change] - 0.45,
-            max(hours) + 0.55,
-            "clocks go forward\n02:00 → 03:00",
-            fontsize=8,
-            color="#d95f02",
-            va="top",
-        )
+        _draw_clock_change(ax, position[change], max(hours))
     ax.set_xticks(range(len(days)), [day.strftime("%a %d %b") for day in days], fontsize=8)
     ax.set_ylim(min(hours) - 0.75, max(hours) + 0.75)
     ax.set_ylabel("local time of day (h)")
@@ -196,3 +176,37 @@ def plot_schedule_week(
         ],
     )
     return figure
+
+
+def _draw_schedule(
+    ax: Axes, number: int, name: str, runs: Sequence[LocalRun], position: dict, marker: str
+) -> None:
+    """One schedule's runs as a line, with the hours since the previous run where not 24."""
+    (line,) = ax.plot(
+        [position[run.day] for run in runs], [run.hour for run in runs], marker=marker, label=name
+    )
+    line.set_gid(f"runs:{name}")
+    for run in runs:
+        if run.hours_since_last is not None and round(run.hours_since_last) != 24:
+            ax.annotate(
+                f"{run.hours_since_last:g} h after\nthe previous run",
+                (position[run.day], run.hour),
+                xytext=(8, -4 - 14 * number),
+                textcoords="offset points",
+                fontsize=8,
+                va="top",
+                color=line.get_color(),
+            ).set_gid(f"gap:{name}:{run.day.isoformat()}")
+
+
+def _draw_clock_change(ax: Axes, x: float, top: float) -> None:
+    """A dashed line before the day the clocks go forward."""
+    ax.axvline(x - 0.5, color="#d95f02", linestyle="--", linewidth=1)
+    ax.text(
+        x - 0.45,
+        top + 0.55,
+        "clocks go forward\n02:00 → 03:00",
+        fontsize=8,
+        color="#d95f02",
+        va="top",
+    )

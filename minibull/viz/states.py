@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..keys import STATE_SUFFIX
@@ -93,48 +94,59 @@ def plot_job_states(
     ax.set_ylim(-0.5, 6.8)
     ax.axis("off")
     for node, (x, y) in places.items():
-        if node == "add":
-            ax.plot(x, y, "ko", markersize=8, gid="node:add")
-            ax.text(x, y - 0.45, "Queue.add", ha="center", fontsize=10)
-            continue
-        if node == "removed":
-            text = "removed\n(hash deleted)"
-        else:
-            text = f"{node}\nkey …:{STATE_SUFFIX[node]}"
-        box = ax.text(
-            x,
-            y,
-            text,
-            ha="center",
-            va="center",
-            fontsize=10,
-            bbox={"boxstyle": "round,pad=0.6", "facecolor": _COLOURS.get(node, "#f0f0f0")},
-        )
-        box.set_gid(f"node:{node}")
+        _draw_state(ax, node, x, y)
     for move in transitions:
-        a, b = places[move.source], places[move.target]
-        arrow = ax.annotate(
-            "",
-            xy=b,
-            xytext=a,
-            arrowprops={
-                "arrowstyle": "-|>",
-                "color": "#444444",
-                "lw": 1.3,
-                "shrinkA": 5 if move.source == "add" else 32,
-                "shrinkB": 36,
-                "connectionstyle": f"arc3,rad={move.rad}",
-            },
-        )
-        arrow.set_gid(f"move:{move.source}->{move.target}")
-        middle = ((a[0] + b[0]) / 2 + move.offset[0], (a[1] + b[1]) / 2 + move.offset[1])
-        ax.text(
-            *middle,
-            move.label,
-            ha="center",
-            va="center",
-            fontsize=8.5,
-            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
-        ).set_gid(f"label:{move.source}->{move.target}")
+        _draw_transition(ax, move, places[move.source], places[move.target])
     ax.set_title(title or "The life of a job: its states (and their keys) and what moves it")
     return figure
+
+
+def _draw_state(ax: Axes, node: str, x: float, y: float) -> None:
+    """A state's box, naming the key that holds it (``add``: a dot, the job's start)."""
+    if node == "add":
+        ax.plot(x, y, "ko", markersize=8, gid="node:add")
+        ax.text(x, y - 0.45, "Queue.add", ha="center", fontsize=10)
+        return
+    if node == "removed":
+        text = "removed\n(hash deleted)"
+    else:
+        text = f"{node}\nkey …:{STATE_SUFFIX[node]}"
+    box = ax.text(
+        x,
+        y,
+        text,
+        ha="center",
+        va="center",
+        fontsize=10,
+        bbox={"boxstyle": "round,pad=0.6", "facecolor": _COLOURS.get(node, "#f0f0f0")},
+    )
+    box.set_gid(f"node:{node}")
+
+
+def _draw_transition(
+    ax: Axes, move: Transition, a: tuple[float, float], b: tuple[float, float]
+) -> None:
+    """An arrow from state ``a`` to state ``b``, labelled with what moves the job."""
+    arrow = ax.annotate(
+        "",
+        xy=b,
+        xytext=a,
+        arrowprops={
+            "arrowstyle": "-|>",
+            "color": "#444444",
+            "lw": 1.3,
+            "shrinkA": 5 if move.source == "add" else 32,
+            "shrinkB": 36,
+            "connectionstyle": f"arc3,rad={move.rad}",
+        },
+    )
+    arrow.set_gid(f"move:{move.source}->{move.target}")
+    middle = ((a[0] + b[0]) / 2 + move.offset[0], (a[1] + b[1]) / 2 + move.offset[1])
+    ax.text(
+        *middle,
+        move.label,
+        ha="center",
+        va="center",
+        fontsize=8.5,
+        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
+    ).set_gid(f"label:{move.source}->{move.target}")

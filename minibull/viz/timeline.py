@@ -23,6 +23,8 @@ from .base import (
 )
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from ..queue import Queue
 
 
@@ -147,42 +149,20 @@ def plot_job_timeline(
     if not spans:
         raise ValueError("no attempts to draw: run some jobs first (spans is empty)")
     t0 = min(span.start for span in spans)
-    known = [span.end for span in spans if span.end is not None] + [s.start for s in spans]
-    if until is None:
-        until = t0 + duration_ms if duration_ms is not None else max(known)
+    until = _timeline_end(spans, t0, until, duration_ms)
     unit = _unit(unit, max(until - t0, 1))
     scale = UNITS[unit]
     rows = timeline_rows(spans)
-    row_of = {row: index for index, row in enumerate(rows)}
+    row_of = {row: index for index, row in enumerate(rows)}  # (worker, slot) -> y
     figure, ax = _new_figure(10, 1.6 + 0.32 * len(rows))
-    labels: list[tuple[Text, float, float]] = []
     label_jobs = len(spans) <= 40 if label_jobs is None else label_jobs
+    labels: list[tuple[Text, float, float]] = []
     for span in spans:
-        y = row_of[(span.worker, span.lane)]
-        left = (span.start - t0) / scale
-        width = ((span.end if span.end is not None else until) - span.start) / scale
-        colour = OUTCOME_COLOURS[span.outcome]
-        (bar,) = ax.barh(
-            y,
-            width,
-            left=left,
-            height=0.7,
-            color=colour,
-            edgecolor="white" if span.end is not None else colour,
-            hatch=None if span.end is not None else "//",
-            alpha=1 if span.end is not None else 0.5,
+        text = _draw_span(
+            ax, span, row_of[(span.worker, span.lane)], (t0, until, scale), label_jobs
         )
-        bar.set_gid(f"{span.job_id}:{span.attempt}")
-        if width == 0:
-            ax.plot(left, y, marker="|", markersize=12, mew=2.5, color=colour)
-        if label_jobs:
-            text = ax.text(left + width / 2, y, span.job_id, ha="center", va="center", fontsize=8)
-            labels.append((text, left, left + width))
-    names = {}
-    for worker, _lane in rows:
-        names.setdefault(worker, (worker_names or {}).get(worker) or worker[:6] or "?")
-    ax.set_yticks(range(len(rows)), [f"{names[w]} / {lane + 1}" for w, lane in rows])
-    ax.set_ylim(len(rows) - 0.5, -0.5)
+        labels += [text] if text is not None else []
+    names = _label_rows(ax, rows, worker_names)
     if duration_ms is not None:
         ax.set_xlim(0, duration_ms / scale)
     ax.set_ylabel("worker / slot" if worker_names else "worker id / slot")
@@ -193,7 +173,60 @@ def plot_job_timeline(
         f"on {len(names)} worker(s)"
     )
     ax.grid(axis="x", alpha=0.3)
-    present = [outcome for outcome in OUTCOME_COLOURS if any(s.outcome == outcome for s in spans)]
-    _legend_outside(ax, [Patch(color=OUTCOME_COLOURS[o], label=OUTCOME_LABELS[o]) for o in present])
+    _legend_outside(ax, _outcome_legend(spans))
     _drop_labels_that_do_not_fit(figure, labels)
     return figure
+
+
+def _outcome_legend(spans: Sequence[Span]) -> list[Patch]:
+    """One legend entry per outcome present, in OUTCOME_COLOURS' order."""
+    present = [outcome for outcome in OUTCOME_COLOURS if any(s.outcome == outcome for s in spans)]
+    return [Patch(color=OUTCOME_COLOURS[o], label=OUTCOME_LABELS[o]) for o in present]
+
+
+def _timeline_end(spans: Sequence[Span], t0: int, until: int | None, duration: int | None) -> int:
+    """Where the time axis ends: ``until``, else ``duration`` after t0, else the last time seen."""
+    if until is not None:
+        return until
+    if duration is not None:
+        return t0 + duration
+    return max([span.end for span in spans if span.end is not None] + [s.start for s in spans])
+
+
+def _draw_span(
+    ax: Axes, span: Span, y: int, frame: tuple[int, int, float], label_jobs: bool
+) -> tuple[Text, float, float] | None:
+    """One attempt's bar (hatched if it has no known end; a tick if it took no time)."""
+    t0, until, scale = frame
+    left = (span.start - t0) / scale
+    width = ((span.end if span.end is not None else until) - span.start) / scale
+    colour = OUTCOME_COLOURS[span.outcome]
+    (bar,) = ax.barh(
+        y,
+        width,
+        left=left,
+        height=0.7,
+        color=colour,
+        edgecolor="white" if span.end is not None else colour,
+        hatch=None if span.end is not None else "//",
+        alpha=1 if span.end is not None else 0.5,
+    )
+    bar.set_gid(f"{span.job_id}:{span.attempt}")
+    if width == 0:
+        ax.plot(left, y, marker="|", markersize=12, mew=2.5, color=colour)
+    if not label_jobs:
+        return None
+    text = ax.text(left + width / 2, y, span.job_id, ha="center", va="center", fontsize=8)
+    return text, left, left + width
+
+
+def _label_rows(
+    ax: Axes, rows: list[tuple[str, int]], worker_names: Mapping[str, str] | None
+) -> dict[str, str]:
+    """Label each row "<worker name> / <slot>", first row on top; returns the names used."""
+    names: dict[str, str] = {}
+    for worker, _lane in rows:
+        names.setdefault(worker, (worker_names or {}).get(worker) or worker[:6] or "?")
+    ax.set_yticks(range(len(rows)), [f"{names[w]} / {lane + 1}" for w, lane in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    return names

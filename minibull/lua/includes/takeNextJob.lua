@@ -21,6 +21,9 @@
 -- @include "emitEvent"
 -- @include "readQueueMeta"
 
+-- What Worker.rate_limit writes into the limiter key (Number.MAX_SAFE_INTEGER, as BullMQ).
+local MANUAL_RATE_LIMIT = 9007199254740991
+
 -- The job's hash as HGETALL gave it (flat), with processedOn, pb and ats set (one HSET).
 local function startJob(jobKey, flat, now, worker)
   local set = {processedOn = now, pb = worker, ats = 1}
@@ -73,7 +76,10 @@ local function takeNextJob(k, prefix, now, take, meta)
   end
   promoteDelayedJobs(k.delayed, k.wait, k.prioritized, k.pc, k.marker, k.meta, k.events,
                      prefix, now, paused)
-  if maxJobs and (tonumber(rcall("GET", k.limiter)) or 0) >= maxJobs then
+  -- A manual rate limit (Worker.rate_limit, BullMQ's rateLimit) sets the counter to
+  -- 2^53 - 1: it holds every worker, also one without a limit of its own (BullMQ's
+  -- workers need a limiter to see it).
+  if (tonumber(rcall("GET", k.limiter)) or 0) >= (maxJobs or MANUAL_RATE_LIMIT) then
     local ttl = rcall("PTTL", k.limiter)
     if ttl > 0 then
       return {0, 0, 0, ttl}
