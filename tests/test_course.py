@@ -280,3 +280,24 @@ def test_active_learning_counts_only_the_lesson_for_predictions(tmp_path):
         )
     )
     assert active_learning(notebook) == (1, 1)
+
+
+def reading_time_problem(readme: str) -> str | None:
+    """Where notebooks/README.md's learning-path table and its stated total disagree."""
+    minutes = [int(m) for m in re.findall(r"^\| \d\d \|.*\| (\d+) min \|[^|]*\|$", readme, re.M)]
+    stated = re.search(r"reading times add up to (\d+) h(?: (\d+) min)?", readme)
+    if not minutes or stated is None:
+        return "no reading times, or no stated total"
+    total = int(stated[1]) * 60 + int(stated[2] or 0)
+    return (
+        None if total == sum(minutes) else f"rows add up to {sum(minutes)} min, text says {total}"
+    )
+
+
+def test_the_readmes_reading_times_add_up():
+    assert reading_time_problem((NOTEBOOKS / "README.md").read_text()) is None
+    wrong = "| 00 | `a.ipynb` | x | 10 min | — |\n| 01 | `b.ipynb` | y | 20 min | 00 |\n"
+    assert reading_time_problem(wrong + "The reading times add up to 1 h;") == (
+        "rows add up to 30 min, text says 60"
+    )
+    assert reading_time_problem(wrong + "The reading times add up to 0 h 30 min;") is None
