@@ -5,6 +5,7 @@ from .cancellation import CancelSignal
 from .clock import SystemClock, VirtualClock
 from .connection import connect
 from .errors import (
+    ChildrenError,
     DelayedError,
     JobCancelledError,
     JobFailedError,
@@ -13,8 +14,10 @@ from .errors import (
     MinibullError,
     RateLimitError,
     UnrecoverableError,
+    WaitingChildrenError,
 )
 from .events import QueueEvents
+from .flow import FlowProducer
 from .idempotency import SideEffectBusyError, once
 from .job import STATES, Job
 from .keys import QueueKeys
@@ -24,7 +27,9 @@ from .worker import Worker
 
 __all__ = [
     "CancelSignal",
+    "ChildrenError",
     "DelayedError",
+    "FlowProducer",
     "Job",
     "JobCancelledError",
     "JobFailedError",
@@ -41,6 +46,7 @@ __all__ = [
     "SystemClock",
     "UnrecoverableError",
     "VirtualClock",
+    "WaitingChildrenError",
     "Worker",
     "backoff_delay",
     "backoff_schedule",

@@ -37,6 +37,17 @@ class DelayedError(MinibullError):
     waits in ``delayed`` until then, and the run counts as no attempt (BullMQ's DelayedError)."""
 
 
+class ChildrenError(MinibullError):
+    """A parent of a flow cannot complete: a child is still pending, or one failed it
+    (``fail_parent_on_failure``). The worker fails the job with this reason."""
+
+
+class WaitingChildrenError(MinibullError):
+    """Raise in a processor right after ``await job.move_to_waiting_children()`` returned
+    True: the job waits in ``waiting-children`` until its children finish, then runs again
+    (BullMQ's WaitingChildrenError)."""
+
+
 class RateLimitError(MinibullError):
     """Raise in a processor right after ``await worker.rate_limit(seconds)`` (say, a provider
     answered 429 with Retry-After): the job goes back to the front of the line, the run

@@ -37,6 +37,12 @@ def _decode(text: str | None, default: Any = None) -> tuple[Any, str | None]:
         return text, None
 
 
+def _parent(text: str | None) -> dict[str, Any] | None:
+    """A child's ``parent`` field (BullMQ's JSON {id, queueKey, policy flags}), or None."""
+    parent = _loads(text)
+    return parent if isinstance(parent, dict) else None
+
+
 def _int(text: str | None) -> int | None:
     return None if text is None or text == "" else int(float(text))
 
@@ -65,6 +71,8 @@ class Job:
     scheduler_id: str | None = None
     deduplication_id: str | None = None
     processed_by: str | None = None
+    parent_key: str | None = None
+    parent: dict[str, Any] | None = None
     queue: Queue | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
@@ -111,6 +119,8 @@ class Job:
             scheduler_id=raw.get("rjk"),
             deduplication_id=raw.get("deid"),
             processed_by=raw.get("pb"),
+            parent_key=raw.get("parentKey"),
+            parent=_parent(raw.get("parent")),
             queue=queue,
         )
 
@@ -226,3 +236,50 @@ class Job:
         delay_ms = min(max(timestamp - now, 0), MAX_DELAY_MS)
         await queue.scripts.defer(now, self.id, token, delay_ms)
         self.delay = delay_ms
+
+    # -- flows (issue 15): a parent and its children -----------------------------------
+
+    async def get_children_values(self) -> dict[str, Any]:
+        """The return values of this job's completed children, by child job key
+        (``bull:<queue>:<id>``), from its ``:processed`` hash."""
+        queue = self._queue()
+        raw = await queue.redis.hgetall(queue.keys.processed(self.id))
+        return {child: _loads(value) for child, value in sorted(raw.items())}
+
+    async def get_dependencies(self) -> dict[str, Any]:
+        """This job's children by outcome, as BullMQ's getDependencies: ``processed``
+        (key -> return value), ``unprocessed`` (keys still pending), ``failed`` (keys that
+        failed the job, fail_parent_on_failure) and ``ignored`` (key -> reason, the
+        children it went on without)."""
+        queue, keys = self._queue(), self._queue().keys
+        async with queue.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.processed(self.id))
+            pipe.smembers(keys.dependencies(self.id))
+            pipe.zrange(keys.unsuccessful(self.id), 0, -1)
+            pipe.hgetall(keys.failed_children(self.id))
+            processed, pending, unsuccessful, ignored = await pipe.execute()
+        return {
+            "processed": {child: _loads(value) for child, value in sorted(processed.items())},
+            "unprocessed": sorted(pending),
+            "failed": list(unsuccessful),
+            "ignored": dict(sorted(ignored.items())),
+        }
+
+    async def move_to_waiting_children(
+        self, token: str | None = None, *, child: Job | None = None
+    ) -> bool:
+        """From inside the processor: wait in ``waiting-children`` until the children
+        (or only ``child``) finish, then raise ``WaitingChildrenError``; the job runs again
+        after them. Returns False, moving nothing, when no child is pending: go on."""
+        token = token if token is not None else getattr(self, "token", None)
+        if not isinstance(token, str) or not token:
+            raise ValueError("token must be the lock token of the run (the job is not running)")
+        child_key = ""
+        if child is not None:
+            if not isinstance(child, Job) or child.queue is None:
+                raise TypeError("child must be a Job of a Queue (as FlowProducer.add returns)")
+            child_key = child.queue.keys.job(child.id)
+        queue = self._queue()
+        return await queue.scripts.move_to_waiting_children(
+            self.id, token, queue.clock.now(), child_key
+        )

@@ -41,6 +41,19 @@ FEATURE_KEYS = {
 }
 
 
+#: Keys of flows (issue 15), BullMQ's: a parent waits in ``waiting-children`` until its
+#: ``<id>:dependencies`` set is empty; each finished child leaves its mark in one of the others.
+FLOW_KEYS = {
+    "waiting-children": "ZSET    parents waiting for their children (score: when they began to)",
+    "<id>:dependencies": "SET     the keys of a parent's children not finished yet",
+    "<id>:processed": "HASH    child key -> its return value (JSON), once it completed",
+    "<id>:failed": "HASH    child key -> why it failed (ignore_dependency / continue_parent)",
+    "<id>:unsuccessful": "ZSET    children that failed the parent (fail_parent_on_failure)",
+}
+
+#: The job-level suffixes of a flow, deleted with the job (BullMQ's removeJobKeys).
+FLOW_JOB_SUFFIXES = ("dependencies", "processed", "failed", "unsuccessful")
+
 #: Job ids a job may not have: a job's hash is ``<prefix>:<queue>:<id>``, so a job with one
 #: of these ids would overwrite a queue-level key (``job_id="wait"`` turns the wait list into
 #: a hash). Every suffix above without a ":" in it, plus BullMQ's others (queue-keys.ts).
@@ -83,6 +96,33 @@ class QueueKeys:
     def logs(self, job_id: str) -> str:
         """The list of log lines of a job."""
         return self.job(job_id) + ":logs"
+
+    @property
+    def queue_key(self) -> str:
+        """The queue's name with its prefix, ``bull:emails``: BullMQ's ``queueKey``, which a
+        child's ``parent`` field names its parent's queue by."""
+        return f"{self.prefix}:{self.queue}"
+
+    @property
+    def waiting_children(self) -> str:
+        """The zset of parents waiting for their children (flows)."""
+        return self.key("waiting-children")
+
+    def dependencies(self, job_id: str) -> str:
+        """The set of a parent's unfinished children (their job keys)."""
+        return self.job(job_id) + ":dependencies"
+
+    def processed(self, job_id: str) -> str:
+        """The hash of a parent's completed children: child key -> return value."""
+        return self.job(job_id) + ":processed"
+
+    def failed_children(self, job_id: str) -> str:
+        """The hash of a parent's failed children it goes on without: child key -> reason."""
+        return self.job(job_id) + ":failed"
+
+    def unsuccessful(self, job_id: str) -> str:
+        """The zset of a parent's children whose failure fails the parent."""
+        return self.job(job_id) + ":unsuccessful"
 
     @property
     def wait(self) -> str:
@@ -201,7 +241,12 @@ STATE_SUFFIX = {
     "delayed": "delayed",
     "completed": "completed",
     "failed": "failed",
+    "waiting-children": "waiting-children",
 }
+
+#: States a job of a flow can be in besides ``STATES``; counted or listed only when named
+#: (``get_job_counts("waiting-children")``), so the usual counts stay as they were.
+FLOW_STATES = ("waiting-children",)
 
 #: The states kept in Redis lists; the others are sorted sets.
 LIST_STATES = frozenset({"waiting", "active"})

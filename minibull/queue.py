@@ -12,7 +12,7 @@ from .clock import Clock, SystemClock, to_ms
 from .connection import blocking_limit, check_cluster_prefix, resolve
 from .errors import JobFailedError, JobNotFoundError
 from .job import FINISHED_STATES, STATES, Job, _loads
-from .keys import LIST_STATES, RESERVED_JOB_IDS, QueueKeys
+from .keys import FLOW_STATES, LIST_STATES, RESERVED_JOB_IDS, QueueKeys
 from .options import (
     MAX_COUNT,
     MAX_DELAY_MS,
@@ -62,9 +62,11 @@ def check_queue_name(name: Any) -> str:
 
 
 def _check_states(states: tuple[str, ...] | list[str]) -> list[str]:
+    """The states named (``FLOW_STATES`` too), or every state of ``STATES`` when none is."""
     for state in states:
-        if state not in STATES:
-            raise ValueError(f"unknown state {state!r} (states: {', '.join(STATES)})")
+        if state not in STATES and state not in FLOW_STATES:
+            known = ", ".join((*STATES, *FLOW_STATES))
+            raise ValueError(f"unknown state {state!r} (states: {known})")
     return list(states) or list(STATES)
 
 
@@ -278,16 +280,18 @@ class Queue:
         return Job.from_hash(str(job_id), raw, self) if raw else None
 
     async def get_job_state(self, job_id: str) -> str:
-        """Which state holds the job: one of ``STATES``, or ``"unknown"``."""
+        """Which state holds the job: one of ``STATES``, ``"waiting-children"`` (a parent of
+        a flow), or ``"unknown"``."""
+        states = (*STATES, *FLOW_STATES)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for state in STATES:
+            for state in states:
                 key = self.keys.state_key(state)
                 if state in LIST_STATES:
                     pipe.lpos(key, job_id)
                 else:
                     pipe.zscore(key, job_id)
             found = await pipe.execute()
-        for state, where in zip(STATES, found, strict=True):
+        for state, where in zip(states, found, strict=True):
             if where is not None:
                 return state
         return "unknown"

@@ -22,8 +22,14 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from .errors import JobNotFoundError, LockLostError
-from .keys import FAMILIES_BY_PATTERN, LIST_STATES, RESERVED_JOB_IDS, QueueKeys
+from .errors import ChildrenError, JobNotFoundError, LockLostError
+from .keys import (
+    FAMILIES_BY_PATTERN,
+    FLOW_JOB_SUFFIXES,
+    LIST_STATES,
+    RESERVED_JOB_IDS,
+    QueueKeys,
+)
 
 LUA_DIR = Path(__file__).parent / "lua"
 _INCLUDE = re.compile(r'^-- @include "(\w+)"$', re.MULTILINE)
@@ -34,7 +40,11 @@ ERROR_CODES = {
     -2: "the job's lock is missing (it expired; another worker may have the job now)",
     -3: "the job is not in the expected state",
     -6: "the job's lock is held by another worker",
+    -4: "the job has children that have not finished (flows)",
+    -5: "the parent job does not exist",
     -8: "the job is the next run of a job scheduler; remove the scheduler instead",
+    -9: "a child of the job failed, and its fail_parent_on_failure fails the job (flows)",
+    -11: "a job with this id already exists",
     -100: "the job id is reserved: it names a queue-level key",
 }
 
@@ -353,8 +363,23 @@ def remove_job_args(keys: QueueKeys, job_id: str) -> Args:
             keys.meta,
             keys.events,
             keys.repeat,
+            keys.waiting_children,
         ],
         [keys.job_prefix, job_id, keys.deduplication_prefix],
+    )
+
+
+def add_flow_args(root: QueueKeys, now: int, nodes: list[dict[str, Any]]) -> Args:
+    """addFlow's KEYS/ARGV: the nodes of a flow, parents first (``flow.flow_nodes``)."""
+    return [root.id], [now, _json(nodes), _RESERVED_IDS]
+
+
+def move_to_waiting_children_args(
+    keys: QueueKeys, job_id: str, token: str, now: int, child_key: str = ""
+) -> Args:
+    return (
+        [keys.active, keys.waiting_children, keys.stalled, keys.meta, keys.events],
+        [keys.job_prefix, job_id, token, now, child_key],
     )
 
 
@@ -461,6 +486,8 @@ def check(result: int, job_id: str, action: str) -> None:
     """Raise for a script's negative result: a missing job, or a lost lock."""
     if result == -1:
         raise JobNotFoundError(f"cannot {action} job {job_id}: {ERROR_CODES[-1]}")
+    if result in (-4, -9):
+        raise ChildrenError(f"cannot {action} job {job_id}: {ERROR_CODES[result]}")
     if result < 0:
         raise LockLostError(f"cannot {action} job {job_id}: {ERROR_CODES.get(result, result)}")
 
@@ -568,6 +595,25 @@ class Scripts:
         check(result, job_id, "remove")
         return result == 1
 
+    async def add_flow(self, now: int, nodes: list[dict[str, Any]]) -> list[str]:
+        """Write a flow's nodes (parents first) in one addFlow call; returns their ids."""
+        reply = await self.run("addFlow", add_flow_args(self.keys, now, nodes))
+        if reply and reply[0] in (-100, -11, -5):
+            node = nodes[int(reply[1]) - 1]
+            what = f"node {node['path']}" + (f" (job_id {node['id']!r})" if node["id"] else "")
+            raise ValueError(f"{what}: {ERROR_CODES[reply[0]]}; nothing was added")
+        return [str(job_id) for job_id in reply]
+
+    async def move_to_waiting_children(
+        self, job_id: str, token: str, now: int, child_key: str = ""
+    ) -> bool:
+        """Park a running parent until its children finish: True if it moved, False if no
+        child is pending (the processor goes on)."""
+        args = move_to_waiting_children_args(self.keys, job_id, token, now, child_key)
+        result = int(await self.run("moveToWaitingChildren", args))
+        check(result, job_id, "move to waiting-children")
+        return result == 0
+
     async def reprocess_job(self, job_id: str, state: str, reset_attempts: bool) -> None:
         result = await self.run(
             "reprocessJob", reprocess_job_args(self.keys, job_id, state, reset_attempts)
@@ -623,7 +669,7 @@ class Scripts:
             while page := await self.redis.lrange(key, start, start + _PAGE - 1):
                 yield page
                 start += _PAGE
-        for suffix in ("prioritized", "delayed", "completed", "failed"):
+        for suffix in ("prioritized", "delayed", "completed", "failed", "waiting-children"):
             key, start = self.keys.key(suffix), 0
             while page := await self.redis.zrange(key, start, start + _PAGE - 1):
                 yield page
@@ -641,6 +687,7 @@ class Scripts:
         doomed = [self.keys.deduplication(d) for d in dedup_ids if d is not None]
         for job_id in job_ids:
             doomed += [self.keys.job(job_id), self.keys.lock(job_id), self.keys.logs(job_id)]
+            doomed += [f"{self.keys.job(job_id)}:{suffix}" for suffix in FLOW_JOB_SUFFIXES]
         await self.redis.delete(*doomed)
 
     async def add_job_scheduler(

@@ -47,11 +47,13 @@ from .connection import (
     reconnect_error,
 )
 from .errors import (
+    ChildrenError,
     DelayedError,
     JobNotFoundError,
     LockLostError,
     RateLimitError,
     UnrecoverableError,
+    WaitingChildrenError,
     WorkerError,
 )
 from .job import Job
@@ -584,14 +586,14 @@ class Worker:
             if self._being_cancelled():
                 raise  # force-closed: the job stays active and will be recovered as stalled
             failure = self._failure(job, error)  # the processor's own cancelled await
-        except DelayedError:
-            return None  # the processor moved its job to delayed itself (Job.move_to_delayed)
+        except (DelayedError, WaitingChildrenError):
+            return None  # the processor moved its job itself (move_to_delayed, _waiting_children)
         except RateLimitError:  # the processor hit a limit (after rate_limit): back in line
             return await self._finish(self._record_rate_limited, job, token)
         except BaseException as error:  # also sys.exit() or KeyboardInterrupt in a processor
             failure = self._failure(job, error)
         else:
-            return await self._finish(self._record_completion, job, token, result, returnvalue)
+            return await self._finish(self._record_completion_of, job, token, result, returnvalue)
         if self._strategy_errors:
             await self._report("backoff_strategy", self._strategy_errors.pop())
             self._strategy_errors.clear()
@@ -729,6 +731,16 @@ class Worker:
         job.returnvalue, job.finished_on = result, now
         await self._emit("completed", job, result)
         return self._following(taken, fetch)
+
+    async def _record_completion_of(
+        self, job: Job, token: str, result: Any, returnvalue: str
+    ) -> tuple[Job, str] | None:
+        """Record a completion; a parent of a flow with children pending, or with a child
+        that failed it, fails instead (ChildrenError), as BullMQ's worker does."""
+        try:
+            return await self._record_completion(job, token, result, returnvalue)
+        except ChildrenError as error:
+            return await self._record_failure(job, token, *self._failure(job, error))
 
     async def _record_rate_limited(self, job: Job, token: str) -> None:
         """Put the job back at the front of the line, no attempt used (BullMQ's

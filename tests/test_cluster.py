@@ -161,3 +161,42 @@ async def test_core_behaviour_and_a_two_worker_drain_on_a_cluster(cluster):
         assert [key async for key in redis.scan_iter(match="{cluster-test}*")] == []
     finally:
         await redis.aclose()
+
+
+async def test_a_flow_over_two_queues_under_one_hash_tag_on_a_cluster(cluster):
+    redis = client(cluster)
+    prefix = "{flow-test}"
+    try:
+        with pytest.raises(ValueError, match="hash tag"):
+            minibull.FlowProducer(redis)
+        flows = minibull.FlowProducer(redis, prefix=prefix)
+        for name in ("reports", "emails"):
+            await flows.queue(name).obliterate(force=True)
+
+        async def report(job):
+            return len(await job.get_children_values())
+
+        workers = [
+            minibull.Worker("emails", lambda job: job.data, redis, prefix=prefix),
+            minibull.Worker("reports", report, redis, prefix=prefix),
+        ]
+        for worker in workers:
+            worker.start()
+        node = await flows.add(
+            {
+                "name": "report",
+                "queue_name": "reports",
+                "children": [
+                    {"name": "send", "queue_name": "emails", "data": n} for n in range(50)
+                ],
+            }
+        )
+        assert await node["job"].wait_until_finished(timeout=20) == 50
+        for worker in workers:
+            await worker.close()
+        await node["job"].remove()
+        for name in ("reports", "emails"):
+            await flows.queue(name).obliterate(force=True)
+        assert [key async for key in redis.scan_iter(match="{flow-test}*")] == []
+    finally:
+        await redis.aclose()

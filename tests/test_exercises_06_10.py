@@ -1,4 +1,4 @@
-"""Each exercise check of notebooks 06-10 accepts its worked solution and rejects plausible
+"""Each exercise check of notebooks 06-11 accepts its worked solution and rejects plausible
 wrong answers: a check that passes without the idea teaches nothing.
 
 For each notebook, one kernel runs the worked solution top to bottom. At each check cell
@@ -318,6 +318,63 @@ WRONG = {
                 "async def due_times(redis, keys):\n"
                 "    ids = await redis.zrange(keys.delayed, 0, -1)\n"
                 "    return {i: int(await redis.hget(keys.job(i), 'timestamp')) for i in ids}",
+            ),
+        ],
+    },
+    "11_flows_fan_out_fan_in": {
+        1: [
+            (
+                "no policy: a declined card leaves the shipment waiting for ever",
+                "def order_flow(order):\n"
+                "    data = {'order': order}\n"
+                "    child = lambda name, q: {'name': name, 'queue_name': f'{EXERCISE}-{q}',"
+                " 'data': data}\n"
+                "    return {'name': 'ship', 'queue_name': f'{EXERCISE}-shipping', 'data': data,\n"
+                "            'children': [child('charge', 'payments'), child('reserve', 'stock')]}",
+            ),
+            (
+                "continue_parent_on_failure: the shipment goes on, and ships",
+                "def order_flow(order):\n"
+                "    data = {'order': order}\n"
+                "    go_on = {'continue_parent_on_failure': True}\n"
+                "    child = lambda name, q: {'name': name, 'queue_name': f'{EXERCISE}-{q}',"
+                " 'data': data, 'opts': go_on}\n"
+                "    return {'name': 'ship', 'queue_name': f'{EXERCISE}-shipping', 'data': data,\n"
+                "            'children': [child('charge', 'payments'), child('reserve', 'stock')]}",
+            ),
+            (
+                "upside down: the shipment as the child of the charge",
+                "def order_flow(order):\n"
+                "    data = {'order': order}\n"
+                "    fail = {'fail_parent_on_failure': True}\n"
+                "    return {'name': 'charge', 'queue_name': f'{EXERCISE}-payments',\n"
+                "            'data': data,\n"
+                "            'children': [{'name': 'ship', 'queue_name': f'{EXERCISE}-shipping',"
+                " 'data': data, 'opts': fail}]}",
+            ),
+        ],
+        2: [
+            (
+                "the results only: a failed child has no value, so failed is always 0",
+                "async def newsletter_report(job):\n"
+                "    statuses = [r['status'] for r in (await job.get_children_values()).values()]\n"
+                "    return {'sent': statuses.count('sent'), 'bounced': statuses.count('bounced'),"
+                " 'failed': 0}",
+            ),
+            (
+                "every result counted as sent, the bounces too",
+                "async def newsletter_report(job):\n"
+                "    deps = await job.get_dependencies()\n"
+                "    return {'sent': len(deps['processed']), 'bounced': 0,"
+                " 'failed': len(deps['ignored'])}",
+            ),
+            (
+                "failures looked for in 'failed' (fail_parent_on_failure's), not 'ignored'",
+                "async def newsletter_report(job):\n"
+                "    deps = await job.get_dependencies()\n"
+                "    statuses = [r['status'] for r in deps['processed'].values()]\n"
+                "    return {'sent': statuses.count('sent'), 'bounced': statuses.count('bounced'),"
+                " 'failed': len(deps['failed'])}",
             ),
         ],
     },

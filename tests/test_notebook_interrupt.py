@@ -1,9 +1,9 @@
-"""Interrupting a notebook of 06-10 at its riskiest cell, or restarting its kernel, leaves
+"""Interrupting a notebook of 06-11 at its riskiest cell, or restarting its kernel, leaves
 nothing running.
 
 For each notebook a kernel runs the cells before the risky one, starts the risky cell,
 and interrupts it (Kernel > Interrupt) while it runs: while worker processes start (06), while
-worker B is frozen with SIGSTOP (07), while in-kernel workers run (08, 09) or while a
+worker B is frozen with SIGSTOP (07), while in-kernel workers run (08, 09, 11) or while a
 minibull worker process is about to be killed for BullMQ to rescue (10, real Redis only).
 Then every process the kernel started must be gone, and after the notebook's reset cell
 no in-kernel worker may run. Last, a worker process is started and frozen, and the kernel
@@ -36,6 +36,7 @@ RISKY = {
     "08_idempotency": ("crash_queue = ", 0.3),
     "09_operating_in_production": ('await queue.add_bulk(image_jobs(40, data={"seconds"', 0.4),
     "10_minibull_and_bullmq": ("rescued_by_bullmq = None", 0.3),
+    "11_flows_fan_out_fan_in": ("POLICIES = [None", 0.3),
 }
 
 #: Run in the kernel: the in-kernel workers and dashboards still running, as JSON.
@@ -159,7 +160,7 @@ def test_an_interrupt_and_a_restart_leave_nothing_running(name):
         started = descendants(kernel.pid)
         kernel.km.interrupt_kernel()
         reply, _ = kernel.wait(msg_id)
-        if not name.startswith(("08_", "09_")):  # 08 and 09 run their workers in the kernel
+        if not name.startswith(("08_", "09_", "11_")):  # 08, 09, 11: workers in the kernel
             assert started, "the risky cell had started no process yet: interrupt it later"
         # Interrupted: KeyboardInterrupt, CancelledError (a top-level await), or an error
         # raised from one of those (asyncio.timeout turns a cancellation into TimeoutError).

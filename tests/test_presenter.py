@@ -1,10 +1,10 @@
-"""Notebooks 06-10 survive a presenter who talks: a pause before every code cell.
+"""Notebooks 06-11 survive a presenter who talks: a pause before every code cell.
 
 Each notebook runs top to bottom in a kernel of its own with ``PAUSE`` seconds (5) of
 silence before each code cell, as when an instructor explains the cell before running
 it. Every cell must still run without an error (the check cells are asserts), every
 exercise check must give the verdict stored in the notebook (✓ in a solution), and at
-the end no worker process, child process or in-kernel worker may be left. The five
+the end no worker process, child process or in-kernel worker may be left. The six
 notebooks and their solutions run concurrently (asyncio, one kernel each), so the test
 takes about the longest notebook's code-cell count times PAUSE, not the sum.
 
@@ -31,7 +31,7 @@ from minibull.connection import redis_url
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-PARTS = ["06_*", "07_*", "08_*", "09_*", "10_*"]
+PARTS = ["06_*", "07_*", "08_*", "09_*", "10_*", "11_*"]
 PAUSE = float(os.environ.get("MINIBULL_PRESENTER_PAUSE", "5"))
 
 #: Run in each kernel after the last cell: what is still running, as JSON.
@@ -138,9 +138,9 @@ async def present_once(path: Path) -> tuple[float, list[str]]:
 
 @pytest.mark.skipif(redis_url() is not None, reason="embedded default only (see the docstring)")
 @pytest.mark.timeout(900)
-async def test_notebooks_06_to_10_survive_a_pause_before_every_cell():
+async def test_notebooks_06_to_11_survive_a_pause_before_every_cell():
     paths = presented()
-    assert len(paths) == 10, paths
+    assert len(paths) == 12, paths
     started = time.perf_counter()
     results = await asyncio.gather(*(present(path) for path in paths), return_exceptions=True)
     wall = time.perf_counter() - started
@@ -153,7 +153,7 @@ async def test_notebooks_06_to_10_survive_a_pause_before_every_cell():
             seconds, found = result
             print(f"{name}: {seconds:.0f} s")
             report += [f"{name}: {problem}" for problem in found]
-    print(f"all ten, concurrently: {wall:.0f} s (pause {PAUSE:g} s per code cell)")
+    print(f"all twelve, concurrently: {wall:.0f} s (pause {PAUSE:g} s per code cell)")
     assert report == [], "\n".join(report)
 
 

@@ -24,7 +24,9 @@
   ARGV[18] metrics: per-minute points to keep (Worker metrics=), "" or absent: none
   Output: {0, then moveToActive's four values (all 0 when not fetching)}, or
           {-1} no such job (its id still leaves "active", see releaseActiveJob),
-          {-2} lock missing, {-3} not active, {-6} lock held by another worker.
+          {-2} lock missing, {-3} not active, {-6} lock held by another worker,
+          {-4} a parent completing with children pending, {-9} with a child that failed
+          it (fail_parent_on_failure); both checked before anything is written.
   A re-run of a call that succeeded (its reply was lost: redis-py re-sends it, or the
   worker retries it) answers the same: {0, the job it fetched if that job is still locked
   by the fetch token it used (the lock moves to this call's fetch token), else no job}.
@@ -33,6 +35,9 @@
   Events: completed or failed (with "ts", the clock's now), retries-exhausted, drained;
   before them added and waiting/delayed for a job kept by keepLastIfActive ("dn:<id>").
   Metrics: with ARGV[18], the finish is counted in metrics:<target> (includes/collectMetrics).
+  Flows: a child's end reaches its parent (includes/flowParent): a return value goes
+  into the parent's ":processed", a failure follows the child's policy; the parent moves
+  on when it was the last pending child.
 ]]
 local rcall = redis.call
 -- @include "releaseActiveJob"
@@ -44,6 +49,7 @@ local rcall = redis.call
 -- @include "readQueueMeta"
 -- @include "takeNextJob"
 -- @include "collectMetrics"
+-- @include "flowParent"
 
 -- After a job ends: "drained" when nothing is left; and if the queue has a global
 -- concurrency, the slot just freed may let a waiting job start: wake a worker.
@@ -94,10 +100,20 @@ local function answerAgain(record)
   return {0, cjson.encode(flat), nextId, 0, 0}
 end
 
-local job = rcall("HMGET", jobKey, "timestamp", "atm", "deid", "mbf")
+local job = rcall("HMGET", jobKey, "timestamp", "atm", "deid", "mbf", "parentKey", "parent")
 if not job[1] then  -- every job hash has a timestamp
   dropMissingJob(activeKey, stalledKey, jobKey, jobId, token)
   return {-1}
+end
+-- A parent completes only once no child is pending and none failed it (BullMQ's -4, -9),
+-- checked before the lock is touched: the worker then fails the job instead.
+if target == "completed" then
+  if rcall("SCARD", jobKey .. ":dependencies") ~= 0 then
+    return {-4}
+  end
+  if rcall("ZCARD", jobKey .. ":unsuccessful") ~= 0 then
+    return {-9}
+  end
 end
 local lockError = releaseActiveJob(activeKey, stalledKey, jobKey, jobId, token)
 local ended = lockError == -2 and endedBy(job[4], token)
@@ -118,6 +134,13 @@ if target == "failed" and attemptsMade >= attempts then
   emitEvent(eventsKey, metaKey, "retries-exhausted", "jobId", jobId, "attemptsMade", attemptsMade)
 end
 collectFinishMetrics(prefix, target, ARGV[18], now)
+if job[5] then  -- a child of a flow: its parent hears of it
+  if target == "completed" then
+    childCompleted(jobKey, job[5], job[6], value, now)
+  else
+    childFailed(jobKey, job[5], job[6], value, now)
+  end
+end
 -- The next job is taken before the job's own HSET, so that the record of this call
 -- (mbf) names it in that same HSET.
 local nextJob = {0, 0, 0, 0}

@@ -13,8 +13,8 @@ runs on the wall clock), ``source`` (short source excerpts), ``states`` (a job's
 ``timeline`` (job timelines from the events stream), ``depth`` (queue depth over a run),
 ``rates`` (job starts under a rate limit), ``marks`` (an incident or a crash, with its
 moments marked), ``duplicates`` (duplicate requests and what each defence made of them),
-``metrics`` (jobs finished per minute), ``history`` (what a queue keeps in Redis as
-jobs finish).
+``metrics`` (jobs finished per minute), ``flows`` (a flow's tree, and the timeline of its run),
+``history`` (what a queue keeps in Redis as jobs finish).
 """
 
 from .backoff import (
@@ -30,6 +30,16 @@ from .backoff import (
 from .base import OUTCOME_COLOURS, OUTCOME_LABELS, UNITS, NotebookFigure, format_ms, time_unit
 from .depth import DepthSample, DepthSampler, Every, plot_queue_depth
 from .duplicates import Request, plot_duplicates, requests_from_adds
+from .flows import (
+    STATE_COLOURS,
+    TreeBox,
+    flow_spans,
+    plot_flow_timeline,
+    plot_flow_tree,
+    read_flow_tree,
+    ready_marks,
+    tree_layout,
+)
 from .history import HistoryPoint, history_lines, plot_history
 from .marks import mark_positions, plot_crash_timeline, plot_incident
 from .metrics import metrics_minutes, plot_metrics
@@ -49,6 +59,14 @@ from .states import JOB_STATE_PLACES, JOB_TRANSITIONS, Transition, plot_job_stat
 from .timeline import Span, attempt_spans, job_spans, plot_job_timeline, read_events, timeline_rows
 
 __all__ = [
+    "STATE_COLOURS",
+    "TreeBox",
+    "flow_spans",
+    "plot_flow_timeline",
+    "plot_flow_tree",
+    "read_flow_tree",
+    "ready_marks",
+    "tree_layout",
     "plot_job_states",
     "Transition",
     "JOB_TRANSITIONS",

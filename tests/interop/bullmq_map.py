@@ -55,6 +55,7 @@ KEYS = {
     "events": ("STREAM", "the events (below), capped near opts.maxLenEvents"),
     "limiter": ("STRING", "jobs started in the current rate-limit window (with a TTL)"),
     "paused": ("LIST", "BullMQ v5's list of a paused queue's jobs; v6 only drains it"),
+    "waiting-children": ("ZSET", "flows: parents waiting for their children; score when added"),
     "repeat": ("ZSET", "job schedulers by next run (ms)"),
     "repeat:<id>": ("HASH", "one job scheduler: its schedule and job template (fields below)"),
     "de:<id>": ("STRING", "the job that holds a deduplication id (TTL if one was given)"),
@@ -86,6 +87,8 @@ JOB_FIELDS = {
     "deid": "the deduplication id",
     "parentKey": "the parent job's key (flows)",
     "parent": "the parent job as JSON (flows)",
+    "flowAttachmentFailed": "Node's own (flows): a duplicated child could not join this parent; "
+    "read and cleared once a flow is written",
     "id": "(decoders only: the id is not stored in the hash)",
 }
 
@@ -128,6 +131,7 @@ EVENTS = {
     "paused": "the queue was paused",
     "resumed": "the queue was resumed",
     "removed": "a job was removed",
+    "waiting-children": "flows: a parent waits for its children (added, or moved by its run)",
     "cleaned": "clean removed jobs",
 }
 
@@ -153,11 +157,33 @@ SCENARIO_JOBS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 SCHEDULER = ("sched", {"every": 1000}, "sched", {"n": 1})
 
 
+def scenario_flows(queue: str) -> list[dict[str, Any]]:
+    """Flows (issue 15) on the scenario's queue: a parent whose children all complete, and
+    one whose failing children fail it (failParentOnFailure) or are ignored."""
+    fails = {"fail_times": 9}
+    return [
+        {"name": "parent", "queueName": queue, "data": {}, "children": [
+            {"name": "child", "queueName": queue, "data": {}},
+            {"name": "ignored", "queueName": queue, "data": fails,
+             "opts": {"ignoreDependencyOnFailure": True}}]},
+        {"name": "parent", "queueName": queue, "data": {}, "children": [
+            {"name": "doomed", "queueName": queue, "data": fails,
+             "opts": {"failParentOnFailure": True}}]},
+    ]  # fmt: skip
+
+
+def _flow_ids(node: dict[str, Any]) -> list[str]:
+    return [node["id"], *(i for child in node["children"] for i in _flow_ids(child))]
+
+
 async def run_scenario(peer: Peer) -> None:
-    """Every kind of job, pause and resume, limits, and a stalled job; all by ``peer`` alone."""
+    """Every kind of job, pause and resume, limits, flows, and a stalled job; all by ``peer``
+    alone."""
     await peer.start_events("0-0")
     ids = [await peer.add(name, data, opts) for name, data, opts in SCENARIO_JOBS]
     ids += await peer.add_bulk([{"name": "bulk", "data": {}, "opts": {}}] * 2)
+    for flow in scenario_flows(peer.queue_name):
+        ids += _flow_ids(await peer.add_flow(flow))
     await peer.pause()
     await peer.is_paused()
     await peer.resume()
@@ -474,6 +500,23 @@ DIFFERENCES = [
         event (`jobId` kept, `deduplicationId`, and `deduplicatedJobId`, the id the
         ignored add would have had). minibull's `Job.opts` shows the stored `de`, BullMQ's
         getters decode it to `deduplication`.""",
+    ),
+    Difference(
+        "Flows",
+        (
+            "test_flows.py::test_a_flow_added_by_minibull_is_completed_by_bullmq",
+            "test_flows.py::test_a_flow_added_by_bullmq_is_completed_by_minibull",
+            "test_flows.py::test_a_mixed_fleet_runs_the_children_of_one_flow",
+            "test_flows.py::test_a_failure_policy_is_read_by_the_other_side",
+        ),
+        """a flow added by either side (parents in `waiting-children`, children's keys in
+        `<id>:dependencies`, `parentKey` and `parent` on each child) is run by the other
+        side's workers, alone or in a mixed fleet, with the results in `<id>:processed` and
+        the failure policies (`fpof`, `idof`, ... in `parent`) obeyed. minibull writes a
+        whole flow in one script call (BullMQ: one MULTI of several scripts) and refuses a
+        flow whose custom job id exists, where BullMQ adopts the existing job; removing a
+        parent's last pending child by clean or drain moves the parent on, where BullMQ's
+        "hard" removal in those calls removes a parent on the same queue too.""",
     ),
     Difference(
         "Job schedulers",

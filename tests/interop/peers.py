@@ -219,6 +219,33 @@ def minibull_options(opts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: BullMQ's failure policies of a child, as minibull's flow options.
+FLOW_POLICIES = {
+    "failParentOnFailure": "fail_parent_on_failure",
+    "continueParentOnFailure": "continue_parent_on_failure",
+    "ignoreDependencyOnFailure": "ignore_dependency_on_failure",
+    "removeDependencyOnFailure": "remove_dependency_on_failure",
+}
+
+
+def minibull_tree(tree: dict[str, Any]) -> dict[str, Any]:
+    """BullMQ's FlowJob as a minibull flow tree (queue_name, options in seconds)."""
+    opts = dict(tree.get("opts") or {})
+    policies = {FLOW_POLICIES[key]: opts.pop(key) for key in list(opts) if key in FLOW_POLICIES}
+    return {
+        "name": tree["name"],
+        "queue_name": tree["queueName"],
+        "data": tree.get("data"),
+        "opts": {**minibull_options(opts), **policies},
+        "children": [minibull_tree(child) for child in tree.get("children") or []],
+    }
+
+
+def node_ids(node: Any) -> dict[str, Any]:
+    """A JobNode (minibull's or BullMQ for Python's) as {"id", "children"}."""
+    return {"id": node["job"].id, "children": [node_ids(c) for c in node.get("children") or []]}
+
+
 def minibull_repeat(repeat: dict[str, Any]) -> dict[str, Any]:
     """BullMQ's repeat options (ms, camelCase) as minibull's ``repeat=`` (s, snake_case)."""
     out: dict[str, Any] = {}
@@ -275,6 +302,12 @@ class Peer:
         raise NotImplementedError
 
     async def add_bulk(self, jobs: list[dict[str, Any]]) -> list[str]:
+        raise NotImplementedError
+
+    async def add_flow(self, tree: dict[str, Any]) -> dict[str, Any]:
+        """Add a flow with this implementation's FlowProducer (issue 15). ``tree`` is BullMQ's
+        FlowJob ({name, queueName, data, opts (ms), children}); returns its ids as
+        ``{"id": ..., "children": [...]}``."""
         raise NotImplementedError
 
     async def get_job(self, job_id: str) -> dict[str, Any] | None:
@@ -385,6 +418,10 @@ class MinibullPeer(Peer):
             for job in jobs
         ]
         return [job.id for job in await self.queue.add_bulk(specs)]
+
+    async def add_flow(self, tree: dict[str, Any]) -> dict[str, Any]:
+        async with minibull.FlowProducer(self.url, prefix=self.prefix) as producer:
+            return node_ids(await producer.add(minibull_tree(tree)))
 
     async def get_job(self, job_id: str) -> dict[str, Any] | None:
         job = await self.queue.get_job(job_id)
@@ -580,6 +617,13 @@ class PythonPeer(Peer):
 
     async def add_bulk(self, jobs: list[dict[str, Any]]) -> list[str]:
         return [job.id for job in await self.queue.addBulk(jobs)]
+
+    async def add_flow(self, tree: dict[str, Any]) -> dict[str, Any]:
+        producer = self.bullmq.FlowProducer(dict(self.base))
+        try:
+            return node_ids(await producer.add(tree))
+        finally:
+            await producer.close()
 
     async def get_job(self, job_id: str) -> dict[str, Any] | None:
         job = await self.queue.getJob(job_id)
@@ -815,6 +859,9 @@ class NodePeer(Peer):
 
     async def add_bulk(self, jobs: list[dict[str, Any]]) -> list[str]:
         return await self.request("addBulk", jobs=jobs)
+
+    async def add_flow(self, tree: dict[str, Any]) -> dict[str, Any]:
+        return await self.request("addFlow", tree=tree)
 
     async def get_job(self, job_id: str) -> dict[str, Any] | None:
         return await self.request("getJob", jobId=job_id)

@@ -14,7 +14,7 @@
 'use strict';
 
 const readline = require('node:readline');
-const { Queue, Worker, QueueEvents } = require('bullmq');
+const { FlowProducer, Queue, Worker, QueueEvents } = require('bullmq');
 
 let queueName, base, queue;
 const workers = new Map();
@@ -95,6 +95,16 @@ const commands = {
   },
   async addBulk({ jobs }) {
     return (await queue.addBulk(jobs)).map(job => job.id);
+  },
+  async addFlow({ tree }) {
+    // BullMQ's FlowProducer (issue 15); the ids of the tree as {id, children}.
+    const producer = new FlowProducer(base);
+    const ids = node => ({ id: node.job.id, children: (node.children || []).map(ids) });
+    try {
+      return ids(await producer.add(tree));
+    } finally {
+      await producer.close();
+    }
   },
   async getJob({ jobId }) {
     const job = await queue.getJob(jobId);
