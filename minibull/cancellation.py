@@ -12,7 +12,9 @@ jobs are). How a processor hears of it depends on how it runs:
   let go) and the thread should stop on its own: give the processor a second parameter
   and it gets a ``CancelSignal`` to check (``signal.cancelled``, ``raise_if_cancelled()``).
   What it returns afterwards is ignored.
-- Sandboxed processors (a child process): the child is killed.
+- Sandboxed processors (a child process): the child is killed; one that takes a second
+  parameter gets a ``CancelSignal`` in the child, set first, and ``sandbox.CANCEL_GRACE``
+  (1 s) to stop on it (its ``reason`` stays None there).
 
 Any processor with a second parameter gets the signal, so it can read ``signal.reason``.
 The first of "the processor returned" and "the attempt was cancelled" to reach the worker's
@@ -84,19 +86,26 @@ class Attempt:
     def __init__(self, job_id: str, task: asyncio.Task[Any]) -> None:
         self.job_id = job_id
         self.task = task
-        self.signal = CancelSignal()
+        self._signal: CancelSignal | None = None  # made when needed: most runs never are
         self.running = False
         self.ended = False
         self.task_cancelled = False  # task.cancel() was called (Python 3.11+ counts it)
         self._stop_timer: Callable[[], None] = lambda: None
 
     @property
+    def signal(self) -> CancelSignal:
+        """What the processor may be given, and what a cancel sets."""
+        if self._signal is None:
+            self._signal = CancelSignal()
+        return self._signal
+
+    @property
     def cancelled(self) -> bool:
-        return self.signal.cancelled
+        return self._signal is not None and self._signal.cancelled
 
     def cancel(self, reason: str) -> bool:
         """Cancel the attempt unless it has ended (True), else do nothing (False)."""
-        if self.ended or self.signal.cancelled:
+        if self.ended or self.cancelled:
             return False
         self.signal._set(reason)
         if self.running:
@@ -107,7 +116,7 @@ class Attempt:
     def start(self, clock: Clock, now: int, timeout_ms: int | None) -> bool:
         """The processor starts now (False: it must not, the attempt was cancelled already);
         cancel it ``timeout_ms`` later on ``clock``, if given."""
-        if self.signal.cancelled:
+        if self.cancelled:
             return False
         self.running = True
         if timeout_ms:
@@ -124,7 +133,7 @@ class Attempt:
         """The error the attempt fails with: None if it was not cancelled and succeeded.
         A cancelled attempt fails, with the processor's own error unless that was the
         cancellation itself (or it returned as if nothing happened)."""
-        if not self.signal.cancelled:
+        if not self.cancelled:
             return error
         if error is None or isinstance(error, asyncio.CancelledError):
             return JobCancelledError(self.signal.reason or "cancelled")

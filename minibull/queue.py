@@ -508,6 +508,11 @@ class Queue:
         answered 429 with Retry-After (BullMQ's ``rateLimit``; see ``RateLimitError``)."""
         await self.scripts.rate_limit(check_rate_limit_window(seconds))
 
+    async def remove_rate_limit_key(self) -> bool:
+        """End a rate limit now, manual or not (BullMQ's ``removeRateLimitKey``): the window's
+        count starts again at 0. True if there was one."""
+        return await self.scripts.remove_rate_limit_key()
+
     async def get_rate_limit_ttl(self) -> float:
         """Seconds until the limiter key expires: a manual limit or the current window (0: none)."""
         ttl = await self.redis.pttl(self.keys.limiter)

@@ -560,6 +560,10 @@ class Scripts:
         limiter key set to ``MANUAL_RATE_LIMIT``, expiring with the window."""
         await self.redis.set(self.keys.limiter, MANUAL_RATE_LIMIT, px=window_ms)
 
+    async def remove_rate_limit_key(self) -> bool:
+        """Delete the limiter key (BullMQ's removeRateLimitKey); True if it was there."""
+        return bool(await self.redis.delete(self.keys.limiter))
+
     async def extend_locks(self, locks: dict[str, str], lock_ms: int) -> list[str]:
         """Renew the locks (job id -> token); returns the ids whose lock was lost."""
         if not locks:

@@ -131,11 +131,6 @@ class Worker:
         self._sandbox: Sandbox | None = None
         self.processor = processor
         self._wants_signal = wants_signal(processor)
-        if sandboxed and self._wants_signal:
-            raise TypeError(
-                "a sandboxed processor takes the job only: a cancelled child is killed, "
-                "so it needs no CancelSignal"
-            )
         self._attempts: dict[str, Attempt] = {}  # job id -> its running attempt
         self.backoff_strategy = backoff_strategy
         self.worker_name, self.max_metrics = check_worker_name(worker_name), check_metrics(metrics)
@@ -302,9 +297,10 @@ class Worker:
         return self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline
 
     def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
-        """Cancel the attempt this worker is running on job ``job_id``: True if it was
-        running, False if not here (or already ending). The attempt fails (retried while
-        attempts are left); see ``minibull.cancellation`` for how a processor hears of it."""
+        """Cancel the attempt this worker is running on job ``job_id``: True if it holds the
+        job (running, or taken and about to start: then the processor never starts), False
+        if not (or its outcome is being recorded). The attempt fails (retried while attempts
+        are left); see ``minibull.cancellation`` for how a processor hears of it."""
         check_text(job_id, "job_id")
         if reason is not None:
             check_text(reason, "reason")
@@ -665,9 +661,10 @@ class Worker:
         return result
 
     async def _call_processor(self, job: Job, attempt: Attempt) -> Any:
+        signal = attempt.signal if self._wants_signal else None
         if self._sandbox is not None:
-            return await self._sandbox.run(self.processor, job)
-        args = (job, attempt.signal) if self._wants_signal else (job,)
+            return await self._sandbox.run(self.processor, job, signal)
+        args = (job, signal) if signal is not None else (job,)
         if inspect.iscoroutinefunction(self.processor):
             return await self.processor(*args)
         result = await run_in_daemon_thread(self.processor, *args)

@@ -48,6 +48,8 @@ BAD_ADDS = [
     ("email", {}, {"remove_on_fail": {"size": 3}}, ValueError, "remove_on_fail"),
     ("email", {}, {"remove_on_fail": {"count": -2}}, ValueError, "remove_on_fail"),
     ("email", {}, {"lifo": "yes"}, TypeError, "lifo"),
+    ("email", {}, {"timeout": 0}, ValueError, "timeout"),
+    ("email", {}, {"timeout": "30"}, TypeError, "timeout"),
     ("email", {}, {"colour": "red"}, TypeError, "unknown job option"),
 ]
 

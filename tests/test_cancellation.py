@@ -12,6 +12,7 @@ import functools
 import math
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,9 @@ import minibull
 from minibull.cancellation import Attempt, timeout_ms, wants_signal
 from tests.conftest import START_MS, wait_for
 from tests.test_input_limits import refused
+
+#: A job's events when its one attempt failed, recorded once.
+FAILED_ONCE = ["added", "waiting", "active", "failed", "retries-exhausted"]
 
 
 def processing(worker: minibull.Worker, job_id: str) -> bool:
@@ -184,13 +188,7 @@ async def test_a_thread_that_ignores_the_cancel_is_not_waited_for(queue, make_wo
     await asyncio.sleep(0.1)
     stored = await queue.get_job(job.id)
     assert await stored.get_state() == "failed" and stored.returnvalue is None
-    assert await event_names(queue, job.id) == [
-        "added",
-        "waiting",
-        "active",
-        "failed",
-        "retries-exhausted",
-    ]
+    assert await event_names(queue, job.id) == FAILED_ONCE
 
 
 async def test_cancel_all_jobs(queue, make_worker, clock):
@@ -303,13 +301,7 @@ async def test_finishing_at_the_instant_of_the_timeout_is_recorded_once(queue, m
     assert "timed out" in stored.failed_reason
     await clock.advance(10)
     assert await second.wait_until_finished(timeout=5) == "second"
-    assert await event_names(queue, first.id) == [
-        "added",
-        "waiting",
-        "active",
-        "failed",
-        "retries-exhausted",
-    ]
+    assert await event_names(queue, first.id) == FAILED_ONCE
     assert errors == []
 
 
@@ -341,13 +333,7 @@ async def test_a_cancel_and_a_return_in_the_same_instant_count_once(queue, make_
     with pytest.raises(minibull.JobFailedError, match="at the same time"):
         await job.wait_until_finished(timeout=5)
     await asyncio.sleep(0.05)
-    assert await event_names(queue, job.id) == [
-        "added",
-        "waiting",
-        "active",
-        "failed",
-        "retries-exhausted",
-    ]
+    assert await event_names(queue, job.id) == FAILED_ONCE
 
 
 def test_an_attempt_that_ended_ignores_a_late_cancel():
@@ -418,9 +404,28 @@ async def test_bad_cancel_arguments_are_refused(queue, make_worker, clock):
         worker.cancel_all_jobs(reason="\ud800")
 
 
-def test_a_sandboxed_processor_takes_no_signal():
-    with pytest.raises(TypeError, match="sandboxed processor takes the job only"):
-        minibull.Worker("q", _takes_a_signal, sandboxed=True)
+@pytest.mark.timeout(60)
+async def test_a_sandboxed_child_stops_on_its_signal(queue, make_worker, clock, tmp_path):
+    worker = make_worker(_stop_in_child, sandboxed=True)
+    note = tmp_path / "note"
+    job = await queue.add("crunch", {"note": str(note)})
+    await wait_for(note.exists)  # the child is working
+    began = time.monotonic()
+    worker.cancel_job(job.id, "enough")
+    with pytest.raises(minibull.JobFailedError, match="was cancelled: enough"):
+        await job.wait_until_finished(timeout=10)
+    assert note.read_text() == "stopped on the signal"
+    assert time.monotonic() - began < 5
+
+
+def _stop_in_child(job, signal):
+    note = Path(job.data["note"])
+    note.write_text("working")
+    deadline = time.monotonic() + 30
+    while not signal.cancelled and time.monotonic() < deadline:
+        time.sleep(0.01)
+    note.write_text("stopped on the signal" if signal.cancelled else "never told")
+    signal.raise_if_cancelled()
 
 
 def _takes_a_signal(job, signal):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -229,3 +231,51 @@ def test_the_builder_names_bullmq_keys():
     assert script_keys == [f"bull:q:{s}" for s in suffixes]
     assert argv == ["bull:q:", "7", "tok", 1000]
     assert MANUAL_RATE_LIMIT == 9007199254740991  # BullMQ's Number.MAX_SAFE_INTEGER
+
+
+# -- the README's example, run as printed ------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_example() -> str:
+    """The README's ``py`` block that raises RateLimitError."""
+    blocks = re.findall(r"^```py\n(.*?)^```", README.read_text(), re.MULTILINE | re.DOTALL)
+    (block,) = [b for b in blocks if "RateLimitError" in b]
+    return block
+
+
+class Response:
+    """What the README's API client returns: a status, headers and a JSON body."""
+
+    def __init__(self, status: int, retry_after: float) -> None:
+        self.status = status
+        self.headers = {"Retry-After": f"{retry_after:.3f}"} if status == 429 else {}
+
+    def json(self) -> dict[str, str]:
+        return {"status": "sent"}
+
+
+class Client:
+    """An async client over ``FakeProvider``."""
+
+    def __init__(self, provider: FakeProvider) -> None:
+        self.provider = provider
+
+    async def send(self, data: object) -> Response:
+        return Response(*self.provider.call())
+
+
+async def test_the_readme_example_runs(queue, make_worker, clock):
+    provider = FakeProvider(quota=1, retry_after=0.3)
+    namespace = {"minibull": minibull, "provider": Client(provider)}
+    exec(readme_example(), namespace)
+    worker = make_worker(namespace["send_sms"], start=False)
+    namespace["worker"] = worker
+    jobs = [await queue.add("sms", {"to": n}, attempts=1) for n in range(2)]
+    began = time.monotonic()
+    worker.start()
+    for job in jobs:
+        assert await job.wait_until_finished(timeout=10) == {"status": "sent"}
+    assert provider.answers == [200, 429, 200]
+    assert time.monotonic() - began >= 0.25

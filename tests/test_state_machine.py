@@ -1,6 +1,6 @@
 """Random sequences of add / take / finish / retry / remove / clean / promote / change_delay /
-change_priority / defer / deduplicated adds (simple, keep_last_if_active) ..., checked against
-a model.
+change_priority / defer / deduplicated adds (simple, keep_last_if_active) / the manual rate
+limit and a rate-limited run put back ..., checked against a model.
 
 ``Model`` is BullMQ's job life cycle as plain Python, our PyTorch: it predicts which job a
 worker gets next, where every job is, and how many attempts it has made. ``QueueMachine``
@@ -41,7 +41,7 @@ SCORE_UNIT = {"prioritized": 2**32, "delayed": 0x1000, "completed": 1, "failed":
 CUSTOM_IDS = ("a", "b", "c")
 DEDUP_IDS = ("x", "y")
 #: How a worker can record the end of a run (Worker._record_completion and _record_failure).
-OUTCOMES = ("completed", "failed", "retry now", "retry later", "deferred")
+OUTCOMES = ("completed", "failed", "retry now", "retry later", "deferred", "rate limited")
 LOCK_MS = 60_000  # locks expire on real time: far longer than one example runs
 
 JOBS = st.fixed_dictionaries(
@@ -85,6 +85,7 @@ class Model:
         self.active: list[str] = []
         self.zsets: dict[str, dict[str, tuple[int, Any]]] = {state: {} for state in SCORE_UNIT}
         self.paused = False
+        self.limited = False  # a manual rate limit holds every worker (Queue.rate_limit)
         self.dedup: dict[str, str] = {}  # deduplication id -> the job that holds it
         # deduplication id -> the add kept while its holder ran (id, data, options): dn:<id>
         self.kept: dict[str, tuple[str, int, dict[str, Any]]] = {}
@@ -160,7 +161,7 @@ class Model:
                 self.jobs[job_id].delay = 0
                 self._ready(job_id, lifo=False)
         prioritized = self.in_order("prioritized")
-        if self.paused or not (self.wait or prioritized):
+        if self.limited or self.paused or not (self.wait or prioritized):
             return None
         if self.wait:
             job_id = self.wait.pop()
@@ -281,6 +282,17 @@ class Model:
             self.zsets["prioritized"][job_id] = (priority, -1, job_id)
         else:
             self._ready(job_id, lifo)
+
+    def put_back(self, job_id: str) -> None:
+        """moveJobFromActiveToWait (a RateLimitError): the front of the line, no attempt
+        counted; a prioritized job goes ahead of its equals (counter 0, as lifo does)."""
+        self._leave_active(job_id)
+        job = self.jobs[job_id]
+        job.atm -= 1
+        if job.priority:
+            self.zsets["prioritized"][job_id] = (job.priority, -1, job_id)
+        else:
+            self.wait.append(job_id)
 
     def defer(self, job_id: str, now: int, delay: int) -> None:
         """moveToDelayed from the processor (Job.move_to_delayed): no attempt counted."""
@@ -531,6 +543,17 @@ class QueueMachine(RuleBasedStateMachine):
             else:
                 self.model.change_priority(job_id, priority, lifo)
 
+    # Limited a third of the time: a limited queue hands out nothing.
+    @rule(limited=st.sampled_from((True, False, False)))
+    def rate_limit(self, limited: bool) -> None:
+        """Queue.rate_limit (a window far longer than an example runs), or
+        Queue.remove_rate_limit_key."""
+        if limited:
+            self.run(self.queue.rate_limit(600))
+        else:
+            assert self.run(self.queue.remove_rate_limit_key()) == self.model.limited
+        self.model.limited = limited
+
     @precondition(lambda self: self.model.zsets["delayed"])
     @rule()
     def promote_all(self) -> None:
@@ -566,8 +589,10 @@ class QueueMachine(RuleBasedStateMachine):
     def check_taken(self, taken: Taken, take: Take, now: int) -> None:
         """The job a worker got is the one the model predicts, or it says when to look again."""
         assert taken.job_id == self.model.take(now, take.token)
+        assert (taken.limited_ms > 0) == (taken.job_id is None and self.model.limited)
         if taken.job_id is None:
-            assert taken.next_due == (0 if self.model.paused else self.model.next_due())
+            expected = 0 if self.model.paused or self.model.limited else self.model.next_due()
+            assert taken.next_due == expected
 
     @precondition(lambda self: self.model.active)
     @rule(
@@ -616,6 +641,9 @@ class QueueMachine(RuleBasedStateMachine):
             self.model.delay(job_id, now, delay=option)
         elif outcome == "deferred":
             self.model.defer(job_id, now, delay=option)
+        elif outcome == "rate limited":
+            assert (option > 0) == self.model.limited  # the limit's ms left, 0 if none
+            self.model.put_back(job_id)
         else:
             self.model.finish(job_id, now, outcome, keep=option)
         if fetched is not None:
@@ -640,6 +668,8 @@ class QueueMachine(RuleBasedStateMachine):
             delay = data.draw(st.sampled_from((0, 1, 3)), label="delay ms")
             self.run(scripts.defer(now, job_id, token, delay))
             return delay, None
+        if outcome == "rate limited":  # the processor raised RateLimitError
+            return self.run(scripts.move_job_from_active_to_wait(job_id, token, now)), None
         keep = data.draw(st.sampled_from((-1, -1, -1, 0, 1, 2)), label="keep count")
         take = self.new_take() if fetch_next else None
         taken = self.run(

@@ -127,6 +127,7 @@ BAD_ADDS = [
     ({"delay": float("nan")}, ValueError, "delay"),
     ({"deduplication": {"ttl": 1}}, ValueError, "deduplication"),
     ({"size_limit": 2}, ValueError, "size_limit"),
+    ({"timeout": -1}, ValueError, "timeout"),
 ]
 
 

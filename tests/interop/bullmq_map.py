@@ -534,6 +534,31 @@ DIFFERENCES = [
         of a scheduler's run has the id `repeat:<scheduler id>:<millis>` (counted as `<id>`
         in these tables) and `rjk` = the scheduler id, in all three.""",
     ),
+    Difference(
+        "Manual rate limit",
+        (
+            "test_production_controls.py::test_a_rate_limited_run_leaves_what_bullmq_leaves",
+            "test_production_controls.py::test_a_manual_limit_set_by_either_side_holds_the_other",
+        ),
+        """`rate_limit` (BullMQ's `rateLimit`) sets `limiter` to 2^53 - 1 with a PX expiry on
+        every side, and holds the other side's workers; minibull's workers see it without a
+        `limiter` of their own, BullMQ's only with one (its `max` decides). A processor's
+        `RateLimitError` puts the job back at the front of `wait` (minibull's
+        moveJobFromActiveToWait-8, BullMQ's -9: no `paused` list), with the same counters
+        and events as Node's; BullMQ for Python 3.4 has no `RateLimitError`.""",
+    ),
+    Difference(
+        "Timeouts and cancelling",
+        (
+            "test_production_controls.py::test_a_timeout_is_stored_where_bullmq_ignores_it",
+            "test_production_controls.py::test_minibull_honours_a_timeout_in_a_job_bullmq_added",
+        ),
+        """BullMQ has no job timeout (its guide says to abort inside the processor).
+        minibull's `timeout=` is stored as `opts.timeout` in ms (Bull 3's name), which
+        BullMQ's workers read back and ignore, and which minibull's worker honours on a job
+        either side added. Cancelling a running job (`cancel_job`, BullMQ's `cancelJob`) is
+        local to a worker everywhere: nothing in Redis but the failure it ends in.""",
+    ),
 ]
 
 NOTES = "\n".join(["## Differences, each pinned by a test", "", *(d.render() for d in DIFFERENCES)])

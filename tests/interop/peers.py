@@ -93,6 +93,8 @@ async def run_shared_processor(
     by: str,
     update_progress: Callable[[Any], Awaitable[Any]],
     log: Callable[[str], Awaitable[Any]],
+    attempts_started: int = 0,
+    rate_limited: Callable[[int], Awaitable[Any]] | None = None,
 ) -> dict[str, Any]:
     """The processor of every worker in these tests (peer.cjs has the same in JavaScript).
 
@@ -101,7 +103,9 @@ async def run_shared_processor(
     ``{"progress": [v, ...]}``: report each value as progress;
     ``{"hang": true}``: hang until the worker dies, unless the job was already recovered
     from a stall once; ``{"sleep_ms": n}``: take n ms; ``{"fail_times": n}``: raise
-    ``boom <attemptsMade>`` while attemptsMade < n. A run that succeeds returns
+    ``boom <attemptsMade>`` while attemptsMade < n; ``{"rate_limit_ms": n}``: on the first
+    run (attemptsStarted 1), hold the queue for n ms and put the job back (the manual rate
+    limit: ``rate_limited(n)`` raises the side's RateLimitError). A run that succeeds returns
     ``{"by": <implementation>, "attemptsMade": <attempts made before this run>}``.
     """
     data = data if isinstance(data, dict) else {}
@@ -113,6 +117,10 @@ async def run_shared_processor(
         await asyncio.Event().wait()
     if data.get("sleep_ms"):
         await asyncio.sleep(data["sleep_ms"] / 1000)
+    if data.get("rate_limit_ms") and attempts_started == 1:
+        if rate_limited is None:
+            raise ProcessorError("this side has no manual rate limit")
+        await rate_limited(data["rate_limit_ms"])
     if attempts_made < data.get("fail_times", 0):
         raise ProcessorError(f"boom {attempts_made}")
     return {"by": by, "attemptsMade": attempts_made}
@@ -202,6 +210,8 @@ def minibull_options(opts: dict[str, Any]) -> dict[str, Any]:
             out["backoff"] = backoff
         elif key in ("attempts", "priority", "lifo"):
             out[key] = value
+        elif key == "timeout":  # Bull 3's option, kept in opts; BullMQ ignores it
+            out["timeout"] = value / 1000
         elif key == "deduplication":
             dedup = {"id": value["id"]}
             if "ttl" in value:
@@ -336,6 +346,10 @@ class Peer:
         """At most ``max_jobs`` job starts per ``duration_ms``, over all workers."""
         raise NotImplementedError
 
+    async def rate_limit(self, ms: int) -> None:
+        """Hold every worker of the queue for ``ms`` (BullMQ's ``queue.rateLimit``)."""
+        raise NotImplementedError
+
     async def upsert_job_scheduler(
         self,
         scheduler_id: str,
@@ -449,6 +463,13 @@ class MinibullPeer(Peer):
     async def set_global_rate_limit(self, max_jobs: int, duration_ms: int) -> None:
         await self.queue.set_global_rate_limit(max_jobs, duration_ms / 1000)
 
+    async def rate_limit(self, ms: int) -> None:
+        await self.queue.rate_limit(ms / 1000)
+
+    async def _rate_limited(self, ms: int) -> None:
+        await self.rate_limit(ms)
+        raise minibull.RateLimitError()
+
     async def upsert_job_scheduler(
         self,
         scheduler_id: str,
@@ -486,6 +507,8 @@ class MinibullPeer(Peer):
                 self.kind,
                 job.update_progress,
                 job.log,
+                job.attempts_started,
+                self._rate_limited,
             )
 
         seconds = {"lockDuration": "lock_duration", "stalledInterval": "stalled_interval"}
@@ -653,6 +676,9 @@ class PythonPeer(Peer):
 
     async def set_global_rate_limit(self, max_jobs: int, duration_ms: int) -> None:
         await self.queue.setGlobalRateLimit(max_jobs, duration_ms)
+
+    async def rate_limit(self, ms: int) -> None:
+        await self.queue.rateLimit(ms)
 
     async def upsert_job_scheduler(
         self,
@@ -886,6 +912,9 @@ class NodePeer(Peer):
 
     async def set_global_rate_limit(self, max_jobs: int, duration_ms: int) -> None:
         await self.request("setGlobalRateLimit", max=max_jobs, duration=duration_ms)
+
+    async def rate_limit(self, ms: int) -> None:
+        await self.request("rateLimit", ms=ms)
 
     async def upsert_job_scheduler(
         self,

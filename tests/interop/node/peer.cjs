@@ -56,6 +56,10 @@ async function processor(job) {
   if (data.sleep_ms) {
     await sleep(data.sleep_ms);
   }
+  if (data.rate_limit_ms && job.attemptsStarted === 1) {
+    await queue.rateLimit(data.rate_limit_ms);
+    throw Worker.RateLimitError();
+  }
   if (job.attemptsMade < (data.fail_times || 0)) {
     throw new Error(`boom ${job.attemptsMade}`);
   }
@@ -130,6 +134,9 @@ const commands = {
   },
   async setGlobalRateLimit({ max, duration }) {
     await queue.setGlobalRateLimit(max, duration);
+  },
+  async rateLimit({ ms }) {
+    await queue.rateLimit(ms);
   },
   async upsertJobScheduler({ schedulerId, repeat, name, data, opts }) {
     const job = await queue.upsertJobScheduler(schedulerId, repeat, { name, data, opts });
