@@ -210,3 +210,94 @@ def test_exercise_checks_do_not_print_the_expected_answer(path):
     """A wrong answer is told what is wrong, never shown the values that would pass."""
     spoiling = sorted(name for name, text in check_functions(path).items() if SPOILER.search(text))
     assert not spoiling, f"these checks print the expected answer: {spoiling}"
+
+
+def check_cells_left_open(path: Path) -> list[int]:
+    """The code cells of a notebook that define an exercise check and are not folded."""
+    return [
+        index
+        for index, cell in enumerate(cells(path))
+        if cell["cell_type"] == "code"
+        and re.search(r"async def check_\w+\(", source(cell))
+        and not cell.get("metadata", {}).get("jupyter", {}).get("source_hidden")
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name[:2]
+)
+def test_exercise_checks_are_folded(path):
+    """A check hides its answer: its code is folded, so a learner tries before reading it."""
+    assert check_functions(path), f"{path.name} has no exercise check"
+    assert check_cells_left_open(path) == [], f"{path.name}: unfolded check cells"
+
+
+#: A prompt that asks for a prediction before a cell runs, and a transfer exercise's heading.
+PREDICT = re.compile(r"\*?predict (first|before)", re.IGNORECASE)
+TRANSFER = re.compile(r"^### Exercise \d+ \(transfer\)", re.MULTILINE)
+
+
+def active_learning(path: Path) -> tuple[int, int]:
+    """How many predict-first prompts the lesson (before its exercises) has, and how many
+    transfer exercises the notebook has."""
+    markdown = [source(c) for c in cells(path) if c["cell_type"] == "markdown"]
+    first_exercise = next(
+        (i for i, text in enumerate(markdown) if re.search(r"^## Exercises?\b", text, re.M)),
+        len(markdown),
+    )
+    lesson = "\n".join(markdown[:first_exercise]).split("## Exercise")[0]
+    return len(PREDICT.findall(lesson)), len(TRANSFER.findall("\n".join(markdown)))
+
+
+@pytest.mark.parametrize(
+    "path", sorted(NOTEBOOKS.glob("0[6-9]_*.ipynb")) + [LAST], ids=lambda p: p.name[:2]
+)
+def test_part_two_asks_for_predictions_and_a_transfer(path):
+    """Issue 18: each of 06-10 asks the reader to predict before a demo, and ends with a
+    transfer exercise (the idea on a case the notebook did not show)."""
+    predictions, transfers = active_learning(path)
+    assert predictions >= 1, f"{path.name}: no predict-first prompt before the exercises"
+    assert transfers >= 1, f"{path.name}: no exercise marked (transfer)"
+
+
+def test_active_learning_counts_only_the_lesson_for_predictions(tmp_path):
+    notebook = tmp_path / "99_x.ipynb"
+    texts = [
+        "## 1. A\n\nRun it.",
+        "## Exercises",
+        "### Exercise 1 (transfer): y\n\nPredict first: z",
+    ]
+    notebook.write_text(
+        json.dumps(
+            {"cells": [{"cell_type": "markdown", "source": t, "metadata": {}} for t in texts]}
+        )
+    )
+    assert active_learning(notebook) == (0, 1)
+    texts[0] += " *Predict first:* how many?"
+    notebook.write_text(
+        json.dumps(
+            {"cells": [{"cell_type": "markdown", "source": t, "metadata": {}} for t in texts]}
+        )
+    )
+    assert active_learning(notebook) == (1, 1)
+
+
+def reading_time_problem(readme: str) -> str | None:
+    """Where notebooks/README.md's learning-path table and its stated total disagree."""
+    minutes = [int(m) for m in re.findall(r"^\| \d\d \|.*\| (\d+) min \|[^|]*\|$", readme, re.M)]
+    stated = re.search(r"reading times add up to (\d+) h(?: (\d+) min)?", readme)
+    if not minutes or stated is None:
+        return "no reading times, or no stated total"
+    total = int(stated[1]) * 60 + int(stated[2] or 0)
+    return (
+        None if total == sum(minutes) else f"rows add up to {sum(minutes)} min, text says {total}"
+    )
+
+
+def test_the_readmes_reading_times_add_up():
+    assert reading_time_problem((NOTEBOOKS / "README.md").read_text()) is None
+    wrong = "| 00 | `a.ipynb` | x | 10 min | — |\n| 01 | `b.ipynb` | y | 20 min | 00 |\n"
+    assert reading_time_problem(wrong + "The reading times add up to 1 h;") == (
+        "rows add up to 30 min, text says 60"
+    )
+    assert reading_time_problem(wrong + "The reading times add up to 0 h 30 min;") is None

@@ -56,6 +56,16 @@ WRONG = {
                 " minibull.examples.crunch, lock_duration=30, sandboxed=True)",
             ),
         ],
+        4: [
+            (
+                "the target divided by the concurrency: each slot does 4 uploads a second",
+                "WORKERS = 20",
+            ),
+            (
+                "rounded down: 4 processes have 80 in flight, 320 uploads a second",
+                "WORKERS = 4",
+            ),
+        ],
     },
     "07_crashes_locks_and_stalled_jobs": {
         1: [
@@ -85,6 +95,16 @@ WRONG = {
             (
                 "SIGKILL: quick, but the running jobs stall and run again",
                 "def shutdown(workers):\n    return [worker.kill() for worker in workers]",
+            ),
+        ],
+        4: [
+            (
+                "as long as one slice: the renewal due during the slice comes too late",
+                "LOCK_DURATION = 0.4",
+            ),
+            (
+                "BullMQ's default: safe, but a crashed worker's job waits 30 s",
+                "LOCK_DURATION = 30",
             ),
         ],
     },
@@ -146,6 +166,25 @@ WRONG = {
                 "        lease=0.2)",
             ),
         ],
+        4: [
+            (
+                "simple deduplication: the changes made during the refresh are dropped",
+                "async def request_refresh(queue, product, price):\n"
+                "    return await queue.add('refresh', {'product': product, 'price': price},\n"
+                "        deduplication={'id': f'refresh-{product}'})",
+            ),
+            (
+                "no deduplication: one refresh per change, four for one burst",
+                "async def request_refresh(queue, product, price):\n"
+                "    return await queue.add('refresh', {'product': product, 'price': price})",
+            ),
+            (
+                "a job id per product: refuses every later change while the first job is kept",
+                "async def request_refresh(queue, product, price):\n"
+                "    return await queue.add('refresh', {'product': product, 'price': price},\n"
+                "        job_id=f'refresh-{product}')",
+            ),
+        ],
     },
     "09_operating_in_production": {
         1: [
@@ -181,6 +220,27 @@ WRONG = {
                 "    counts = await queue.get_job_counts('waiting', 'failed')\n"
                 "    found = ['backlog'] * (counts['waiting'] > 100)\n"
                 "    return sorted(found + ['failures'] * (counts['failed'] > 0))",
+            ),
+        ],
+        4: [
+            (
+                "the head of the list: get_jobs lists the newest first",
+                "async def oldest_wait(queue):\n"
+                "    jobs = await queue.get_jobs('waiting', 0, 0)\n"
+                "    return (queue.clock.now() - jobs[0].timestamp) / 1000 if jobs else 0",
+            ),
+            (
+                "every state: the delayed report is not waiting, it is not due yet",
+                "async def oldest_wait(queue):\n"
+                "    jobs = await queue.get_jobs()\n"
+                "    oldest = min((job.timestamp for job in jobs), default=None)\n"
+                "    return 0 if oldest is None else (queue.clock.now() - oldest) / 1000",
+            ),
+            (
+                "milliseconds: the timestamps are in ms, the question in seconds",
+                "async def oldest_wait(queue):\n"
+                "    jobs = await queue.get_jobs('waiting', 0, 0, asc=True)\n"
+                "    return queue.clock.now() - jobs[0].timestamp if jobs else 0",
             ),
         ],
     },
@@ -238,6 +298,26 @@ WRONG = {
                 "            'failedReason': fields.get('failedReason'),\n"
                 "            'finishedOn': int(fields['finishedOn']) if 'finishedOn' in fields"
                 " else None}",
+            ),
+        ],
+        4: [
+            (
+                "the score read as milliseconds: it is ms * 4096 plus a sequence",
+                "async def due_times(redis, keys):\n"
+                "    scored = await redis.zrange(keys.delayed, 0, -1, withscores=True)\n"
+                "    return {job_id: int(score) for job_id, score in scored}",
+            ),
+            (
+                "the score read as seconds since the epoch",
+                "async def due_times(redis, keys):\n"
+                "    scored = await redis.zrange(keys.delayed, 0, -1, withscores=True)\n"
+                "    return {job_id: int(score / 1000) for job_id, score in scored}",
+            ),
+            (
+                "the add time from the job hash: when the job was added, not when it is due",
+                "async def due_times(redis, keys):\n"
+                "    ids = await redis.zrange(keys.delayed, 0, -1)\n"
+                "    return {i: int(await redis.hget(keys.job(i), 'timestamp')) for i in ids}",
             ),
         ],
     },

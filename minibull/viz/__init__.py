@@ -13,7 +13,8 @@ runs on the wall clock), ``source`` (short source excerpts), ``states`` (a job's
 ``timeline`` (job timelines from the events stream), ``depth`` (queue depth over a run),
 ``rates`` (job starts under a rate limit), ``marks`` (an incident or a crash, with its
 moments marked), ``duplicates`` (duplicate requests and what each defence made of them),
-``metrics`` (jobs finished per minute), ``flows`` (a flow's tree, and the timeline of its run).
+``metrics`` (jobs finished per minute), ``flows`` (a flow's tree, and the timeline of its run),
+``history`` (what a queue keeps in Redis as jobs finish).
 """
 
 from .backoff import (
@@ -39,6 +40,7 @@ from .flows import (
     ready_marks,
     tree_layout,
 )
+from .history import HistoryPoint, history_lines, plot_history
 from .marks import mark_positions, plot_crash_timeline, plot_incident
 from .metrics import metrics_minutes, plot_metrics
 from .rates import plot_start_histogram, starts_per_bin
@@ -96,6 +98,9 @@ __all__ = [
     "describe_backoff",
     "format_ms",
     "job_spans",
+    "HistoryPoint",
+    "history_lines",
+    "plot_history",
     "metrics_minutes",
     "mark_positions",
     "plot_backoff_timeline",
