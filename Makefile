@@ -51,9 +51,9 @@ BENCH_STAMP := bench/.venv/.installed
 
 $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 	test -x $(BENCH_BIN)/python || $(PYTHON) -m venv bench/.venv
-	$(BENCH_BIN)/python -m pip install -e . -r bench/requirements.txt
-	# Every library gets redis-py's pure-Python parser, as a plain `pip install minibull` has.
-	$(BENCH_BIN)/python -m pip uninstall -y hiredis
+	$(BENCH_BIN)/python -m pip install -e '.[fast]' -r bench/requirements.txt
+	# hiredis is there for minibull_hiredis only: every other process hides it
+	# (bench/pure_parser), so each library gets redis-py's pure-Python parser.
 	touch $@
 
 bench: $(BENCH_STAMP)

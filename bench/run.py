@@ -124,9 +124,14 @@ class Child:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
 
 
-def child_env(**extra: str) -> dict[str, str]:
+def child_env(lib: str = "", **extra: str) -> dict[str, str]:
+    """A child's environment: every library but ``minibull_hiredis`` runs with hiredis
+    hidden (``bench/pure_parser``), so all get redis-py's pure-Python parser."""
     env = {k: v for k, v in os.environ.items() if k != "MINIBULL_REDIS_URL"}
-    env["PYTHONPATH"] = str(ROOT)
+    paths = [str(ROOT)]
+    if lib != "minibull_hiredis":
+        paths.append(str(ROOT / "bench" / "pure_parser"))
+    env["PYTHONPATH"] = os.pathsep.join(paths)
     env.update(extra)
     return env
 
@@ -226,7 +231,7 @@ class Bench:
                 "--handshake",
             ],
             self.log_name("enqueue", mode, lib),
-            child_env(),
+            child_env(lib),
         )
         try:
             child.wait_ready()
@@ -262,7 +267,7 @@ class Bench:
                 str(self.args.batch),
             ],
             self.log_name("fill", kind, lib),
-            child_env(),
+            child_env(lib),
         )
         try:
             child.result(timeout=120 + jobs / 20)
@@ -283,17 +288,17 @@ class Bench:
         if ideal:  # 10 ms jobs: enough for a few seconds at the ideal rate
             jobs = min(jobs, max(100, int(ideal * self.args.io_seconds)))
         self.flush()
-        cli = lib == "minibull" and processes > 1
+        cli = lib in ("minibull", "minibull_hiredis") and processes > 1
         if cli:
-            self._minibull_pause(True)  # the CLI workers start on a paused queue; "go" resumes it
+            self._minibull_pause(lib, True)  # the CLI workers start on a paused queue; "go" resumes it
         if cli:
             self.fill(lib, kind, jobs)
         probe_dir = Path(tempfile.mkdtemp(prefix="minibull-bench-probe-"))
-        env = child_env(BENCH_PROBE_DIR=str(probe_dir))
+        env = child_env(lib, BENCH_PROBE_DIR=str(probe_dir))
         workers: list[Any] = []
         try:
             if cli:
-                workers = self._start_minibull_cli(kind, processes, concurrency, env)
+                workers = self._start_minibull_cli(lib, kind, processes, concurrency, env)
             else:
                 for index in range(processes):
                     workers.append(
@@ -324,7 +329,7 @@ class Bench:
             before, cpu_before = self.command_counts(), self.server_cpu()
             started = time.time()
             if cli:
-                self._minibull_pause(False)
+                self._minibull_pause(lib, False)
             else:
                 for worker in workers:
                     worker.go()
@@ -395,17 +400,17 @@ class Bench:
             if isinstance(worker, Child):
                 worker.stop()
 
-    def _minibull_pause(self, paused: bool) -> None:
+    def _minibull_pause(self, lib: str, paused: bool) -> None:
         from minibull import Queue
 
         async def toggle() -> None:
-            async with Queue(self.queue_name("minibull"), self.url) as queue:
+            async with Queue(self.queue_name(lib), self.url) as queue:
                 await (queue.pause() if paused else queue.resume())
 
         asyncio.run(toggle())
 
     def _start_minibull_cli(
-        self, kind: str, processes: int, concurrency: int, env: dict[str, str]
+        self, lib: str, kind: str, processes: int, concurrency: int, env: dict[str, str]
     ) -> list[Any]:
         """``minibull worker`` processes through ``minibull.processes.start_workers``."""
         from minibull.processes import start_workers
@@ -418,7 +423,7 @@ class Bench:
         try:
             workers = start_workers(
                 processes,
-                self.queue_name("minibull"),
+                self.queue_name(lib),
                 f"bench.adapters.minibull_bench:{kind}",
                 url=self.url,
                 concurrency=concurrency,

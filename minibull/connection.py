@@ -297,6 +297,14 @@ def on_reconnect(client: Redis, listener: ReconnectListener) -> Callable[[], Non
     return stop
 
 
+async def tell_reconnect(client: Redis, error: Exception) -> None:
+    """Tell ``client``'s ``on_reconnect`` listeners that a try failed with ``error`` and
+    is sent again (for a call made around redis-py's retry: ``lane.Lane``)."""
+    retry = client.get_retry()
+    if isinstance(retry, ReportingRetry):
+        await retry._tell(error)
+
+
 def reconnect_error(error: Exception) -> ConnectionError:
     """The ``error`` event of a retried try: a ConnectionError saying what broke."""
     reported = ConnectionError(

@@ -195,6 +195,7 @@ class Queue:
 
     async def close(self) -> None:
         """Close the Redis client, if the queue created it."""
+        await self.scripts.close()
         if self._owns_redis:
             await self.redis.aclose()
 

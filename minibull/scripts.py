@@ -30,6 +30,7 @@ from .keys import (
     RESERVED_JOB_IDS,
     QueueKeys,
 )
+from .lane import Lane, SyncLane
 
 LUA_DIR = Path(__file__).parent / "lua"
 _INCLUDE = re.compile(r'^-- @include "(\w+)"$', re.MULTILINE)
@@ -228,11 +229,23 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
 def script_keys(name: str, keys: QueueKeys | None, **named: str) -> list[str]:
     """Script ``name``'s KEYS for a queue: each named key from ``keys``, or from ``named``
     for the keys a call chooses (``job=keys.job(job_id)``, ``finished=keys.failed``)."""
+    if not named and keys is not None:
+        return list(_queue_script_keys(name, keys))
+    return _named_keys(name, keys, named)
+
+
+def _named_keys(name: str, keys: QueueKeys | None, named: dict[str, str]) -> list[str]:
     result = []
     for key_name in SCRIPT_KEYS[name]:
         attribute = key_name.replace("-", "_")
         result.append(named[attribute] if attribute in named else getattr(keys, attribute))
     return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _queue_script_keys(name: str, keys: QueueKeys) -> tuple[str, ...]:
+    """Speed only: a queue's KEYS for script ``name``, made once (a worker asks per job)."""
+    return tuple(_named_keys(name, keys, {}))
 
 
 # -- argument builders (pure) -------------------------------------------------
@@ -495,16 +508,22 @@ class Scripts:
     def __init__(self, redis: Redis, keys: QueueKeys) -> None:
         self.redis = redis
         self.keys = keys
+        self.lane = Lane(redis)  # speed only: redis.evalsha without redis-py's layer
 
     async def run(self, name: str, args: Args) -> Any:
         """Run script ``name`` with (KEYS, ARGV): EVALSHA, and SCRIPT LOAD first when Redis
         does not know it yet (first use, or a restarted server)."""
         script_keys, argv = _checked(name, args)
+        call = ("EVALSHA", script_sha(name), len(script_keys), *script_keys, *argv)
         try:
-            return await self.redis.evalsha(script_sha(name), len(script_keys), *script_keys, *argv)
+            return await self.lane.execute(*call)
         except NoScriptError:
             await self.redis.script_load(script_source(name))
-            return await self.redis.evalsha(script_sha(name), len(script_keys), *script_keys, *argv)
+            return await self.lane.execute(*call)
+
+    async def close(self) -> None:
+        """Give back the connections held for script calls."""
+        await self.lane.close()
 
     async def add_jobs(self, now: int, jobs: list[dict[str, Any]]) -> list[tuple[str, bool]]:
         """Add built jobs (``options.build_job``) in one addJob call: (id, added) each."""
@@ -774,15 +793,21 @@ class SyncScripts:
     def __init__(self, redis: SyncRedis, keys: QueueKeys) -> None:
         self.redis = redis
         self.keys = keys
+        self.lane = SyncLane(redis)  # speed only: redis.evalsha without redis-py's layer
 
     def run(self, name: str, args: Args) -> Any:
         """Run script ``name`` with (KEYS, ARGV), as ``Scripts.run`` does."""
         script_keys, argv = _checked(name, args)
+        call = ("EVALSHA", script_sha(name), len(script_keys), *script_keys, *argv)
         try:
-            return self.redis.evalsha(script_sha(name), len(script_keys), *script_keys, *argv)
+            return self.lane.execute(*call)
         except NoScriptError:
             self.redis.script_load(script_source(name))
-            return self.redis.evalsha(script_sha(name), len(script_keys), *script_keys, *argv)
+            return self.lane.execute(*call)
+
+    def close(self) -> None:
+        """Give back the connections held for script calls."""
+        self.lane.close()
 
     def add_jobs(self, now: int, jobs: list[dict[str, Any]]) -> list[tuple[str, bool]]:
         """Add built jobs (``options.build_job``) in one addJob call: (id, added) each."""

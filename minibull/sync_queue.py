@@ -68,6 +68,7 @@ class SyncQueue:
 
     def close(self) -> None:
         """Close the Redis client, if the queue created it."""
+        self.scripts.close()
         if self._owns_redis:
             self.redis.close()
 

@@ -158,3 +158,21 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.01)
+
+
+def record_commands(
+    queue: minibull.Queue | minibull.SyncQueue, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[Any, ...]]:
+    """Every command ``queue`` (async or sync) sends from now on: its client's, and its
+    script calls, which go through ``queue.scripts.lane``; a list that fills as they go."""
+    calls: list[tuple[Any, ...]] = []
+    for owner in (queue.redis, queue.scripts.lane):
+        original = owner.execute_command if owner is queue.redis else owner.execute
+
+        def recording(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            calls.append(args)
+            return _original(*args, **kwargs)
+
+        name = "execute_command" if owner is queue.redis else "execute"
+        monkeypatch.setattr(owner, name, recording)
+    return calls

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 import minibull
-from tests.conftest import START_MS, states_of
+from tests.conftest import START_MS, record_commands, states_of
 
 
 async def test_add_returns_the_job_as_stored(queue):
@@ -31,15 +31,8 @@ async def test_same_job_id_twice_adds_once_and_returns_the_first(queue):
 
 
 async def test_add_bulk_is_one_round_trip(queue, monkeypatch):
-    calls = []
-    original = queue.redis.execute_command
-
-    async def counting(*args, **kwargs):
-        calls.append(args[0])
-        return await original(*args, **kwargs)
-
     await queue.add("warm-up", {})  # loads the script
-    monkeypatch.setattr(queue.redis, "execute_command", counting)
+    sent = record_commands(queue, monkeypatch)
     jobs = await queue.add_bulk(
         [
             {"name": "a", "data": 1},
@@ -47,7 +40,7 @@ async def test_add_bulk_is_one_round_trip(queue, monkeypatch):
             {"name": "c", "data": 3, "delay": 9},
         ]
     )
-    assert calls == ["EVALSHA"]
+    assert [args[0] for args in sent] == ["EVALSHA"]
     assert [job.id for job in jobs] == ["2", "3", "4"]
     assert await states_of(queue) == {
         "waiting": ["1", "2"],

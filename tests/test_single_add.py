@@ -29,22 +29,15 @@ from minibull.connection import _OnePassPacking, connect, pack_flat
 from minibull.keys import QueueKeys
 from minibull.options import PLAIN_OPTS, PLAIN_OPTS_JSON, build_job, build_plain_job
 from minibull.scripts import add_job_args
-from tests.conftest import START_MS
+from tests.conftest import START_MS, record_commands
 from tests.faultlab import PrivateRedis, private_servers, redis_server_version
 
 pytestmark = pytest.mark.timeout(60)
 
 
 async def test_add_is_one_addjob_call_with_one_job(queue, monkeypatch):
-    calls: list[tuple[object, ...]] = []
-    original = queue.redis.execute_command
-
-    async def recording(*args, **kwargs):
-        calls.append(args)
-        return await original(*args, **kwargs)
-
     await queue.add("warm-up", {})  # loads the script
-    monkeypatch.setattr(queue.redis, "execute_command", recording)
+    calls = record_commands(queue, monkeypatch)
     job = await queue.add("email", {"to": "ada"}, priority=2)
     assert [call[0] for call in calls] == ["EVALSHA"]
     (sent,) = json.loads(calls[0][3 + 8 + 2])  # EVALSHA sha numkeys, 8 keys, ARGV[3]

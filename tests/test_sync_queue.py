@@ -21,7 +21,7 @@ import redis.asyncio
 import minibull
 import minibull.queue
 from minibull.connection import embedded_server, redis_url
-from tests.conftest import wait_for
+from tests.conftest import record_commands, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -170,16 +170,9 @@ def test_bad_queue_arguments_are_refused():
 async def test_add_bulk_goes_in_batches_each_one_call(sync_queue, monkeypatch):
     monkeypatch.setattr(minibull.queue, "BULK_BATCH_JOBS", 2)
     sync_queue.add("warm-up", None)  # loads the script
-    calls: list[str] = []
-    original = sync_queue.redis.execute_command
-
-    def recording(*args: Any, **options: Any) -> Any:
-        calls.append(args[0])
-        return original(*args, **options)
-
-    monkeypatch.setattr(sync_queue.redis, "execute_command", recording)
+    sent = record_commands(sync_queue, monkeypatch)
     jobs = sync_queue.add_bulk([{"name": f"j{n}", "data": n} for n in range(5)])
-    assert calls == ["EVALSHA"] * 3
+    assert [args[0] for args in sent] == ["EVALSHA"] * 3
     assert [job.id for job in jobs] == ["2", "3", "4", "5", "6"]
     assert sync_queue.get_job_counts("waiting") == {"waiting": 6}
     assert sync_queue.add_bulk([]) == []

@@ -16,5 +16,15 @@ in asyncio libraries, ``time.sleep`` in thread-based ones) and call
 ``bench.probe.job_done()``.
 """
 
-LIBRARIES = ("minibull", "minibull_sync", "bullmq", "rq", "arq", "saq", "huey", "dramatiq")
+LIBRARIES = (
+    "minibull",
+    "minibull_hiredis",
+    "minibull_sync",
+    "bullmq",
+    "rq",
+    "arq",
+    "saq",
+    "huey",
+    "dramatiq",
+)
 IO_SECONDS = 0.01

@@ -1,0 +1,163 @@
+"""Speed only (skip it when learning): script calls sent on connections held by the caller.
+
+redis-py's ``execute_command`` takes a connection from its pool under a lock, wraps the
+call in its retry policy, records metrics and returns the connection: about 50 µs of
+the ~120 µs that a trivial EVALSHA takes on loopback (``bench/results``). A ``Lane``
+keeps the connections it has used and sends a command on a free one with the same two
+calls redis-py makes underneath (``send_packed_command``, then ``read_response``), so the
+socket timeouts, the packing and the decoding are the client's own.
+
+When it breaks: a Redis error reply (NOSCRIPT, a script's error) is raised as usual and
+the connection stays; any other failure (a broken connection, a timeout, a cancelled
+call) disconnects that connection and gives it back to the pool; a broken or timed out
+call is told to the ``on_reconnect`` listeners, as redis-py's retry tells them, and sent
+again through the client, whose retry policy takes over from there. At-least-once either
+way: a call whose reply was lost may run twice, as with redis-py's own retry.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import redis
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+
+from .connection import tell_reconnect
+
+#: Failures after which the call is sent again through the client (its retry policy).
+RESENT_ERRORS = (ConnectionError, TimeoutError, OSError)
+
+
+class Lane:
+    """Direct calls on ``client``'s server, on connections taken from its pool and kept."""
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+        self._idle: list[AbstractConnection] = []
+        self._held: set[AbstractConnection] = set()
+
+    @property
+    def usable(self) -> bool:
+        """A plain client with a pool (not a cluster, not a single-connection client)."""
+        return type(self.client).execute_command is Redis.execute_command and not getattr(
+            self.client, "single_connection_client", False
+        )
+
+    async def execute(self, *args: Any) -> Any:
+        """``client.execute_command(*args)`` for a command whose reply needs no parsing."""
+        if not self.usable:
+            return await self.client.execute_command(*args)
+        connection = self._idle.pop() if self._idle else await self._take()
+        try:
+            await connection.send_packed_command(connection.pack_command(*args), check_health=False)
+            reply = await connection.read_response()
+        except ResponseError:
+            self._idle.append(connection)  # Redis answered: the connection is fine
+            raise
+        except RESENT_ERRORS as error:
+            await self._give_back(connection)
+            await tell_reconnect(self.client, error)  # as the client's retry would
+            return await self.client.execute_command(*args)
+        except BaseException:  # cancelled mid-call: a reply may still be on its way
+            await self._give_back(connection)
+            raise
+        self._idle.append(connection)
+        return reply
+
+    async def close(self) -> None:
+        """Give every connection held back to the pool (call before closing the client)."""
+        for connection in list(self._held):
+            await self._give_back(connection, disconnect=False)
+
+    async def _take(self) -> AbstractConnection:
+        pool = self.client.connection_pool
+        if _needs_command_name(pool.get_connection):
+            connection = await pool.get_connection("EVALSHA")  # redis-py < 5.3
+        else:
+            connection = await pool.get_connection()
+        self._held.add(connection)
+        return connection
+
+    async def _give_back(self, connection: AbstractConnection, *, disconnect: bool = True) -> None:
+        self._held.discard(connection)
+        if connection in self._idle:
+            self._idle.remove(connection)
+        if disconnect:
+            await connection.disconnect(nowait=True)
+        released = self.client.connection_pool.release(connection)
+        if inspect.isawaitable(released):
+            await released
+
+
+class SyncLane:
+    """``Lane`` for a synchronous client (``SyncQueue``): the same shortcut without an event
+    loop. Safe across threads (a WSGI server's): a connection is taken with ``list.pop``
+    and given back with ``list.append``, each atomic, so no two calls share one."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._idle: list[redis.connection.AbstractConnection] = []
+        self._held: set[redis.connection.AbstractConnection] = set()
+
+    @property
+    def usable(self) -> bool:
+        """A plain client with a pool (not a cluster, not a single-connection client)."""
+        return type(self.client).execute_command is redis.Redis.execute_command and (
+            getattr(self.client, "connection", None) is None
+        )
+
+    def execute(self, *args: Any) -> Any:
+        """``client.execute_command(*args)`` for a command whose reply needs no parsing."""
+        if not self.usable:
+            return self.client.execute_command(*args)
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = self._take()
+        try:
+            connection.send_packed_command(connection.pack_command(*args), check_health=False)
+            reply = connection.read_response()
+        except ResponseError:
+            self._idle.append(connection)
+            raise
+        except RESENT_ERRORS:
+            self._give_back(connection)
+            return self.client.execute_command(*args)  # its retry reconnects
+        except BaseException:  # interrupted mid-call: a reply may still be on its way
+            self._give_back(connection)
+            raise
+        self._idle.append(connection)
+        return reply
+
+    def close(self) -> None:
+        """Give every connection held back to the pool (call before closing the client)."""
+        for connection in list(self._held):
+            self._give_back(connection, disconnect=False)
+
+    def _take(self) -> redis.connection.AbstractConnection:
+        pool = self.client.connection_pool
+        if _needs_command_name(pool.get_connection):
+            connection = pool.get_connection("EVALSHA")  # redis-py < 5.3
+        else:
+            connection = pool.get_connection()
+        self._held.add(connection)
+        return connection
+
+    def _give_back(
+        self, connection: redis.connection.AbstractConnection, *, disconnect: bool = True
+    ) -> None:
+        self._held.discard(connection)
+        if connection in self._idle:
+            self._idle.remove(connection)
+        if disconnect:
+            connection.disconnect()
+        self.client.connection_pool.release(connection)
+
+
+def _needs_command_name(get_connection: Any) -> bool:
+    """True where redis-py's ``get_connection`` still requires a command name (5.0-5.2)."""
+    parameter = inspect.signature(get_connection).parameters.get("command_name")
+    return parameter is not None and parameter.default is inspect.Parameter.empty
