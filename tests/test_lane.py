@@ -9,12 +9,14 @@ with a reply still on its way; a hung server times out.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis.asyncio
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import minibull
 from minibull.connection import connect, connect_sync, on_reconnect
@@ -26,14 +28,16 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 async def server(tmp_path) -> AsyncIterator[PrivateRedis]:
-    """A private redis-server (its connections are killed here), killed at the end."""
+    """A private redis-server (its connections are killed here, it is put to sleep with
+    DEBUG SLEEP), killed at the end."""
     try:
-        redis_server_version()
+        version = redis_server_version()
     except OSError:
         pytest.fail("redis-server is needed (apt-get install -y redis-server)")
+    options = ("--enable-debug-command", "local") if version >= (7,) else ()
     start: Start
     async with private_servers(tmp_path) as start:
-        yield await start()
+        yield await start(*options)
 
 
 def in_use(client: redis.asyncio.Redis) -> int:
@@ -189,3 +193,22 @@ async def test_sync_killed_connection_is_sent_again_through_the_client(server):
         assert queue.add("second", {}).id == "2"
         assert first not in queue.scripts.lane._held
         assert queue.get_job_counts("waiting") == {"waiting": 2}
+
+
+async def test_a_hung_server_times_out_an_add_through_the_lane(server, monkeypatch):
+    monkeypatch.setattr(minibull.connection, "SOCKET_TIMEOUT", 0.3)
+    told: list[Exception] = []
+    async with minibull.Queue("q", server.url) as queue:
+        on_reconnect(queue.redis, told.append)
+        await queue.add("first", {})
+        admin = server.admin()
+        slept = asyncio.create_task(admin.execute_command("DEBUG", "SLEEP", 3))
+        await asyncio.sleep(0.2)  # the server sleeps and reads nothing
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            await queue.add("second", {})  # the lane's try, then the client's three
+        assert time.monotonic() - started < 2.5
+        assert told and isinstance(told[0], RedisTimeoutError)
+        await slept
+        await admin.aclose()
+        assert (await queue.add("third", {})).id in ("2", "3")  # "second" may have run
