@@ -174,6 +174,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "extendLocks": ("stalled",),
     "extendSideEffect": ("record",),
     "getMetrics": ("metrics", "metrics-data"),
+    "hasReadyWork": ("marker", "meta", "wait", "prioritized", "delayed", "active", "limiter"),
     "moveJobFromActiveToWait": (
         "active",
         "wait",
@@ -277,6 +278,11 @@ def _keep_text(keep: dict[str, int]) -> str:
 
 def move_to_active_args(keys: QueueKeys, now: int, take: Take) -> Args:
     return script_keys("moveToActive", keys), [keys.job_prefix, now, *take.argv()]
+
+
+def has_ready_work_args(keys: QueueKeys, now: int, limiter: tuple[int, int] | None) -> Args:
+    """hasReadyWork's KEYS/ARGV: the time now and the worker's rate limit (0: none)."""
+    return script_keys("hasReadyWork", keys), [now, limiter[0] if limiter else 0]
 
 
 def move_to_finished_args(
@@ -514,6 +520,10 @@ class Scripts:
         """Take the next job for a worker, or learn when to look again."""
         reply = await self.run("moveToActive", move_to_active_args(self.keys, now, take))
         return Taken.from_reply(*reply)
+
+    async def has_ready_work(self, now: int, limiter: tuple[int, int] | None) -> bool:
+        """Could a worker take a job now (see ``Queue.has_ready_work``)?"""
+        return bool(await self.run("hasReadyWork", has_ready_work_args(self.keys, now, limiter)))
 
     async def move_to_finished(self, job_id: str, **kwargs: Any) -> Taken:
         """Finish a job; with ``fetch_next=Take(...)`` also take the next one, in one call."""
