@@ -451,8 +451,9 @@ def add_job_scheduler_args(
 
 
 def update_job_scheduler_args(
-    keys: QueueKeys, now: int, scheduler_id: str, taken: int, next_run: int | None
+    keys: QueueKeys, now: int, scheduler_id: str, taken: str, next_run: int | None
 ) -> Args:
+    """updateJobScheduler's KEYS/ARGV: ``taken`` is the id of the run's job a worker took."""
     return (
         script_keys("updateJobScheduler", keys),
         [keys.job_prefix, now, scheduler_id, taken, next_run or 0, keys.scheduler_prefix],
@@ -709,8 +710,10 @@ class Scripts:
         return str(job_id), bool(added)
 
     async def update_job_scheduler(
-        self, now: int, scheduler_id: str, taken: int, next_run: int | None
+        self, now: int, scheduler_id: str, taken: str, next_run: int | None
     ) -> str | None:
+        """Plan the run after ``taken`` (a job id) if that is still the scheduler's pending
+        run; returns the new run's job id, or None."""
         args = update_job_scheduler_args(self.keys, now, scheduler_id, taken, next_run)
         return str(await self.run("updateJobScheduler", args)) or None
 

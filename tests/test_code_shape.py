@@ -101,6 +101,13 @@ def test_only_one_lua_include_knows_the_delayed_score_encoding() -> None:
     assert lua_files_with("0x1000") == ["includes/getDelayedScore.lua"]
 
 
+def test_only_one_lua_include_knows_the_scheduler_run_id() -> None:
+    # keys.py's "repeat:" is the prefix of the scheduler hashes' key names, not a run id.
+    pieces = python_pieces(PACKAGE, is_run_id_piece)
+    assert [piece for piece in pieces if not piece.startswith("keys.py:")] == []
+    assert lua_files_with('"repeat:"') == ["includes/schedulerRunId.lua"]
+
+
 @pytest.mark.parametrize(
     "code, found",
     [

@@ -19,6 +19,7 @@
 ]]
 local rcall = redis.call
 -- @include "removeJob"
+-- @include "schedulerRunId"
 -- @include "emitEvent"
 
 local prefix, jobId = ARGV[1], ARGV[2]
