@@ -28,6 +28,7 @@ from .keys import (
     FLOW_JOB_SUFFIXES,
     LIST_STATES,
     RESERVED_JOB_IDS,
+    STATE_SUFFIX,
     QueueKeys,
 )
 
@@ -393,7 +394,22 @@ def add_log_args(keys: QueueKeys, job_id: str, line: str, keep: int) -> Args:
 
 
 def remove_job_args(keys: QueueKeys, job_id: str) -> Args:
-    return script_keys("removeJob", keys), [keys.job_prefix, job_id, keys.deduplication_prefix]
+    argv = [keys.job_prefix, job_id, keys.deduplication_prefix, _states_json("removeJob")]
+    return script_keys("removeJob", keys), argv
+
+
+@functools.cache
+def _states_json(script: str) -> str:
+    """The states a job can be in, for a script that looks in every one (removeJob), from
+    ``STATE_SUFFIX`` and ``LIST_STATES``: [state, key suffix, "list" or "zset", the index
+    (from 1) of its key among the script's KEYS]. Lua keeps no list of its own."""
+    names = SCRIPT_KEYS[script]
+    return _json(
+        [
+            [state, suffix, "list" if state in LIST_STATES else "zset", names.index(suffix) + 1]
+            for state, suffix in STATE_SUFFIX.items()
+        ]
+    )
 
 
 def add_flow_args(root: QueueKeys, now: int, nodes: list[dict[str, Any]]) -> Args:

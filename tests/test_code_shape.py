@@ -4,6 +4,7 @@ not counted, so that each fits on a screen beside the notebook that shows it."""
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 import minibull
+from minibull.keys import LIST_STATES, STATE_SUFFIX, QueueKeys
+from minibull.scripts import SCRIPT_KEYS, remove_job_args
 
 MAX_LINES = 40
 PACKAGE = Path(minibull.__file__).parent
@@ -127,3 +130,19 @@ def test_the_finders_see_the_pieces(tmp_path: Path, code: str, found: bool) -> N
         tmp_path, is_run_id_piece
     )
     assert (pieces != []) is found, pieces
+
+
+def test_remove_job_reads_the_states_from_keys_py() -> None:
+    # The states a job can be in are listed once, in keys.py (STATE_SUFFIX, LIST_STATES);
+    # removeJob-11.lua gets them in ARGV[4] with the index of each one's key in its KEYS.
+    source = (LUA / "removeJob-11.lua").read_text().split("]]", 1)[1]  # the code, not the header
+    named = [state for state in {*STATE_SUFFIX, *STATE_SUFFIX.values()} if f'"{state}"' in source]
+    assert named == []
+    keys = QueueKeys("emails", "bull")
+    names, argv = remove_job_args(keys, "7")
+    states = json.loads(argv[3])
+    assert [state for state, *_ in states] == list(STATE_SUFFIX)
+    for state, suffix, kind, index in states:
+        assert SCRIPT_KEYS["removeJob"][index - 1] == suffix
+        assert names[index - 1] == keys.state_key(state)
+        assert kind == ("list" if state in LIST_STATES else "zset")
