@@ -28,7 +28,7 @@ from .options import (
     encode_json,
 )
 from .schedule import check_repeat, next_run
-from .scripts import MANUAL_RATE_LIMIT, Scripts
+from .scripts import Scripts
 
 _ADD_OPTIONS = frozenset(
     {
@@ -397,26 +397,7 @@ class Queue:
         wait behind the global concurrency cap or a rate limit (the queue's, else the
         worker's ``limiter``) are not ready: only a running job, or real time, frees them.
         """
-        highest_due = (self.clock.now() + 1) * 0x1000 - 1
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(self.keys.marker)
-            pipe.hmget(self.keys.meta, ["paused", "concurrency", "max"])
-            pipe.llen(self.keys.wait)
-            pipe.zcard(self.keys.prioritized)
-            pipe.zcount(self.keys.delayed, 0, highest_due)
-            pipe.llen(self.keys.active)
-            pipe.get(self.keys.limiter)
-            pipe.pttl(self.keys.limiter)
-            replies = await pipe.execute()
-        markers, (paused, concurrency, max_jobs), waiting, prioritized, due = replies[:5]
-        active, started, limit_ttl = replies[5:]
-        max_jobs = int(max_jobs) if max_jobs else (limiter[0] if limiter else None)
-        capped = concurrency is not None and active >= int(concurrency)
-        limit_at = MANUAL_RATE_LIMIT if max_jobs is None else max_jobs
-        limited = int(started or 0) >= limit_at and limit_ttl > 0
-        if paused is not None or capped or limited:
-            return False  # a marker left behind cannot start anything either
-        return markers > 0 or (waiting + prioritized + due) > 0
+        return await self.scripts.has_ready_work(self.clock.now(), limiter)
 
     # -- job schedulers (repeatable jobs) -----------------------------------
 

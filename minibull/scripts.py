@@ -28,6 +28,7 @@ from .keys import (
     FLOW_JOB_SUFFIXES,
     LIST_STATES,
     RESERVED_JOB_IDS,
+    STATE_SUFFIX,
     QueueKeys,
 )
 from .lane import Lane, SyncLane
@@ -175,6 +176,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "extendLocks": ("stalled",),
     "extendSideEffect": ("record",),
     "getMetrics": ("metrics", "metrics-data"),
+    "hasReadyWork": ("marker", "meta", "wait", "prioritized", "delayed", "active", "limiter"),
     "moveJobFromActiveToWait": (
         "active",
         "wait",
@@ -292,6 +294,11 @@ def move_to_active_args(keys: QueueKeys, now: int, take: Take) -> Args:
     return script_keys("moveToActive", keys), [keys.job_prefix, now, *take.argv()]
 
 
+def has_ready_work_args(keys: QueueKeys, now: int, limiter: tuple[int, int] | None) -> Args:
+    """hasReadyWork's KEYS/ARGV: the time now and the worker's rate limit (0: none)."""
+    return script_keys("hasReadyWork", keys), [now, limiter[0] if limiter else 0]
+
+
 def move_to_finished_args(
     keys: QueueKeys,
     now: int,
@@ -400,7 +407,22 @@ def add_log_args(keys: QueueKeys, job_id: str, line: str, keep: int) -> Args:
 
 
 def remove_job_args(keys: QueueKeys, job_id: str) -> Args:
-    return script_keys("removeJob", keys), [keys.job_prefix, job_id, keys.deduplication_prefix]
+    argv = [keys.job_prefix, job_id, keys.deduplication_prefix, _states_json("removeJob")]
+    return script_keys("removeJob", keys), argv
+
+
+@functools.cache
+def _states_json(script: str) -> str:
+    """The states a job can be in, for a script that looks in every one (removeJob), from
+    ``STATE_SUFFIX`` and ``LIST_STATES``: [state, key suffix, "list" or "zset", the index
+    (from 1) of its key among the script's KEYS]. Lua keeps no list of its own."""
+    names = SCRIPT_KEYS[script]
+    return _json(
+        [
+            [state, suffix, "list" if state in LIST_STATES else "zset", names.index(suffix) + 1]
+            for state, suffix in STATE_SUFFIX.items()
+        ]
+    )
 
 
 def add_flow_args(root: QueueKeys, now: int, nodes: list[dict[str, Any]]) -> Args:
@@ -458,8 +480,9 @@ def add_job_scheduler_args(
 
 
 def update_job_scheduler_args(
-    keys: QueueKeys, now: int, scheduler_id: str, taken: int, next_run: int | None
+    keys: QueueKeys, now: int, scheduler_id: str, taken: str, next_run: int | None
 ) -> Args:
+    """updateJobScheduler's KEYS/ARGV: ``taken`` is the id of the run's job a worker took."""
     return (
         script_keys("updateJobScheduler", keys),
         [keys.job_prefix, now, scheduler_id, taken, next_run or 0, keys.scheduler_prefix],
@@ -533,6 +556,10 @@ class Scripts:
         """Take the next job for a worker, or learn when to look again."""
         reply = await self.run("moveToActive", move_to_active_args(self.keys, now, take))
         return Taken.from_reply(*reply)
+
+    async def has_ready_work(self, now: int, limiter: tuple[int, int] | None) -> bool:
+        """Could a worker take a job now (see ``Queue.has_ready_work``)?"""
+        return bool(await self.run("hasReadyWork", has_ready_work_args(self.keys, now, limiter)))
 
     async def move_to_finished(self, job_id: str, **kwargs: Any) -> Taken:
         """Finish a job; with ``fetch_next=Take(...)`` also take the next one, in one call."""
@@ -718,8 +745,10 @@ class Scripts:
         return str(job_id), bool(added)
 
     async def update_job_scheduler(
-        self, now: int, scheduler_id: str, taken: int, next_run: int | None
+        self, now: int, scheduler_id: str, taken: str, next_run: int | None
     ) -> str | None:
+        """Plan the run after ``taken`` (a job id) if that is still the scheduler's pending
+        run; returns the new run's job id, or None."""
         args = update_job_scheduler_args(self.keys, now, scheduler_id, taken, next_run)
         return str(await self.run("updateJobScheduler", args)) or None
 

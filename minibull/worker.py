@@ -726,23 +726,22 @@ class Worker:
     async def _plan_next_run(self, job: Job) -> None:
         """A scheduler's run was taken: add the job of its next run (as BullMQ's worker does).
 
-        A Redis error is reported and retried (the job's lock is renewed meanwhile) for up to
-        one lock duration; a scheduler left unplanned would never run again."""
+        The next time follows the scheduler's pending run (its score in ``repeat``);
+        updateJobScheduler plans it only if this job is that run. A Redis error is reported
+        and retried (the job's lock is renewed meanwhile) for up to one lock duration; a
+        scheduler left unplanned would never run again."""
         assert job.scheduler_id is not None
-        taken = int(job.id.rsplit(":", 1)[-1]) if job.id.startswith("repeat:") else None
-        if taken is None:
-            return
         give_up = asyncio.get_running_loop().time() + self.lock_ms / 1000
         pace = Pace()
         while True:
             try:
-                raw = await self.queue.redis.hgetall(self.queue.keys.scheduler(job.scheduler_id))
-                if not raw:
+                pending, raw = await self._read_scheduler(job.scheduler_id)
+                if pending is None or not raw:
                     return
                 now = self.clock.now()
-                upcoming = next_run(repeat_from_hash(raw), now, previous=taken)
+                upcoming = next_run(repeat_from_hash(raw), now, previous=pending)
                 await self.queue.scripts.update_job_scheduler(
-                    now, job.scheduler_id, taken, upcoming
+                    now, job.scheduler_id, job.id, upcoming
                 )
                 return
             except Exception as exc:  # the run itself goes on; the error is reported
@@ -761,6 +760,15 @@ class Worker:
                     )
                     return
                 await asyncio.sleep(pace.next())
+
+    async def _read_scheduler(self, scheduler_id: str) -> tuple[int | None, dict[str, str]]:
+        """The time of a scheduler's pending run (ms; None: no such scheduler) and its hash,
+        in one round trip."""
+        async with self.queue.redis.pipeline(transaction=False) as pipe:
+            pipe.zscore(self.queue.keys.repeat, scheduler_id)
+            pipe.hgetall(self.queue.keys.scheduler(scheduler_id))
+            score, raw = await pipe.execute()
+        return (None if score is None else int(score)), raw
 
     # -- starting and closing --------------------------------------------------------
 

@@ -206,3 +206,54 @@ async def test_drain_keeps_schedulers_running(queue, make_worker, clock, delayed
     make_worker(lambda job: runs.append(job.name))
     await clock.advance(25)
     assert runs == ["tick"] * 3
+
+
+# -- #14: the worker passes the id of the run it took; the script checks it is the pending one
+
+
+async def test_update_job_scheduler_plans_only_for_the_pending_runs_job(queue, clock):
+    first = await queue.upsert_job_scheduler("tick", {"every": 10})
+    start = clock.now()
+    assert first is not None and first.id == f"repeat:tick:{start}"
+    later = start + 10_000
+    # Not the pending run: an older run's job, a made-up id, another scheduler's run.
+    for other in (f"repeat:tick:{start - 10_000}", "tick", f"repeat:tock:{start}"):
+        assert await queue.scripts.update_job_scheduler(start, "tick", other, later) is None
+    scheduler = await queue.get_job_scheduler("tick")
+    assert scheduler is not None and scheduler["next"] == start
+    # The pending run's job: the scheduler moves to the next run, whose job is added.
+    planned = await queue.scripts.update_job_scheduler(start, "tick", first.id, later)
+    assert planned == f"repeat:tick:{later}"
+    scheduler = await queue.get_job_scheduler("tick")
+    assert scheduler is not None and scheduler["next"] == later
+    # The same run taken again (its second attempt) is no longer the pending one.
+    assert await queue.scripts.update_job_scheduler(start, "tick", first.id, later + 1) is None
+    pending = await queue.get_jobs(["waiting", "delayed"])
+    assert sorted(job.id for job in pending) == sorted([first.id, planned])
+
+
+async def test_a_retried_run_does_not_plan_another(queue, make_worker, clock):
+    # Run 1 fails and is retried 2 s later, when run 2 is already the pending one: the
+    # retry's worker computes a next time from run 2's, and the script refuses it.
+    ran = []
+
+    async def fail_once(job):
+        ran.append((job.id, job.attempts_made))
+        if job.attempts_made == 0 and len(ran) == 1:
+            raise RuntimeError("first run fails once")
+
+    make_worker(fail_once)
+    start = clock.now()
+    await queue.upsert_job_scheduler(
+        "tick", {"every": 10}, opts={"attempts": 2, "backoff": {"type": "fixed", "delay": 2}}
+    )
+    await clock.advance(25)
+    assert ran == [
+        (f"repeat:tick:{start}", 0),
+        (f"repeat:tick:{start}", 1),
+        (f"repeat:tick:{start + 10_000}", 0),
+        (f"repeat:tick:{start + 20_000}", 0),
+    ]
+    scheduler = await queue.get_job_scheduler("tick")
+    assert scheduler is not None and scheduler["next"] == start + 30_000
+    assert scheduler["iterations"] == 4  # runs made: 1, 2, 3 and the pending 4th

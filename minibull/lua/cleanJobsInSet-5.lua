@@ -19,6 +19,7 @@
 ]]
 local rcall = redis.call
 -- @include "removeJob"
+-- @include "schedulerRunId"
 -- @include "emitEvent"
 
 local setKey, prefix, kind = KEYS[1], ARGV[1], ARGV[2]

@@ -11,6 +11,7 @@
 ]]
 local rcall = redis.call
 -- @include "removeJob"
+-- @include "schedulerRunId"
 -- @include "batches"
 
 local prefix, dedupPrefix, repeatKey = ARGV[1], ARGV[3], KEYS[5]

@@ -14,14 +14,17 @@
   ARGV[1] job key prefix
   ARGV[2] job id
   ARGV[3] deduplication key prefix ("bull:<queue>:de:")
+  ARGV[4] the states a job can be in, from keys.py (scripts.remove_job_args): a JSON
+          list of {state, key suffix, "list" or "zset", the index of its key in KEYS}
   Output: 1 removed, 0 locked by a worker, -1 no such job, -8 a scheduler's pending run.
   Events: removed (each child's on its own queue).
 ]]
 local rcall = redis.call
 -- @include "removeJob"
+-- @include "schedulerRunId"
 -- @include "emitEvent"
 
-local prefix, jobId = ARGV[1], ARGV[2]
+local prefix, jobId, states = ARGV[1], ARGV[2], cjson.decode(ARGV[4])
 local jobKey = prefix .. jobId
 if rcall("EXISTS", jobKey) == 0 then
   return -1
@@ -56,18 +59,19 @@ local function descendants(rootKey)
   return found
 end
 
--- A job out of every state of its queue; returns the state it was in.
-local function leaveStates(keys, id)
+-- A job out of every state of its queue (keyOf: a state's key there); returns the state
+-- it was in.
+local function leaveStates(keyOf, id)
   local prev = "unknown"
-  for i, key in ipairs({keys[1], keys[2]}) do
-    if rcall("LREM", key, 0, id) > 0 then
-      prev = ({"waiting", "active"})[i]
+  for _, state in ipairs(states) do
+    local left
+    if state[3] == "list" then
+      left = rcall("LREM", keyOf(state), 0, id)
+    else
+      left = rcall("ZREM", keyOf(state), id)
     end
-  end
-  local zsets = {keys[3], keys[4], keys[5], keys[6], keys[11]}
-  for i, key in ipairs(zsets) do
-    if rcall("ZREM", key, id) > 0 then
-      prev = ({"prioritized", "delayed", "completed", "failed", "waiting-children"})[i]
+    if left > 0 then
+      prev = state[1]
     end
   end
   return prev
@@ -80,16 +84,16 @@ for _, childKey in ipairs(children) do
   end
 end
 
-emitEvent(KEYS[9], KEYS[8], "removed", "jobId", jobId, "prev", leaveStates(KEYS, jobId))
+local function ourKey(state)
+  return KEYS[state[4]]
+end
+emitEvent(KEYS[9], KEYS[8], "removed", "jobId", jobId, "prev", leaveStates(ourKey, jobId))
 removeJob(prefix, jobId, ARGV[3], KEYS[7])
 for _, childKey in ipairs(children) do
   local childPrefix, childId = string.match(childKey, "^(.*:)([^:]*)$")
   if childPrefix and rcall("EXISTS", childKey) == 1 then
     local q = childPrefix
-    local keys = {q .. "wait", q .. "active", q .. "prioritized", q .. "delayed",
-                  q .. "completed", q .. "failed"}
-    keys[11] = q .. "waiting-children"
-    local prev = leaveStates(keys, childId)
+    local prev = leaveStates(function(state) return q .. state[2] end, childId)
     removeJob(childPrefix, childId, q .. "de:", q .. "stalled")
     emitEvent(q .. "events", q .. "meta", "removed", "jobId", childId, "prev", prev)
   end

@@ -1,12 +1,13 @@
 --[[
   Tells idle workers when the next delayed job is due: member "1" at the
-  due time in ms (delayed scores are ms * 4096 + sequence).
+  due time in ms (includes/getDelayedScore decodes the delayed scores).
   Returns that time, or 0 when nothing is delayed.
 ]]
+-- @include "getDelayedScore"
 local function nextDelayedTimestamp(delayedKey)
   local first = rcall("ZRANGE", delayedKey, 0, 0, "WITHSCORES")
   if first[2] then
-    return math.floor(tonumber(first[2]) / 0x1000)
+    return dueOfScore(first[2])
   end
   return 0
 end

@@ -10,6 +10,7 @@
 -- @include "getDelayedScore"
 -- @include "emitEvent"
 -- @include "removeJob"
+-- @include "schedulerRunId"
 local function addSchedulerJob(k, prefix, schedulerId, schedulerKey, millis, now, paused)
   local jobId = schedulerRunId(schedulerId, millis)
   local jobKey = prefix .. jobId

@@ -6,12 +6,13 @@
 -- @include "addBaseMarker"
 -- @include "emitEvent"
 -- @include "batches"
+-- @include "getDelayedScore"
 local function promoteDelayedJobs(delayedKey, waitKey, prioritizedKey, pcKey, markerKey,
                                   metaKey, eventsKey, prefix, now, paused)
   if rcall("ZCARD", delayedKey) == 0 then
     return
   end
-  local due = rcall("ZRANGEBYSCORE", delayedKey, 0, (now + 1) * 0x1000 - 1, "LIMIT", 0, 1000)
+  local due = rcall("ZRANGEBYSCORE", delayedKey, 0, highestDueScore(now), "LIMIT", 0, 1000)
   if #due == 0 then
     return
   end

@@ -20,9 +20,7 @@
 -- @include "addDelayMarker"
 -- @include "emitEvent"
 -- @include "readQueueMeta"
-
--- What Worker.rate_limit writes into the limiter key (Number.MAX_SAFE_INTEGER, as BullMQ).
-local MANUAL_RATE_LIMIT = 9007199254740991
+-- @include "queueLimits"
 
 -- The job's hash as HGETALL gave it (flat), with processedOn, pb and ats set (one HSET).
 local function startJob(jobKey, flat, now, worker)
@@ -70,24 +68,19 @@ end
 local function takeNextJob(k, prefix, now, take, meta)
   meta = meta or readQueueMeta(k.meta)
   local paused = meta[1] ~= false
-  local maxJobs, window = tonumber(meta[3]), tonumber(meta[4])
-  if not maxJobs and take.limitMax > 0 then
-    maxJobs, window = take.limitMax, take.limitWindow
-  end
+  local maxJobs, window = rateLimitOf(meta, take.limitMax, take.limitWindow)
   promoteDelayedJobs(k.delayed, k.wait, k.prioritized, k.pc, k.marker, k.meta, k.events,
                      prefix, now, paused)
   -- A manual rate limit (Worker.rate_limit, BullMQ's rateLimit) sets the counter to
   -- 2^53 - 1: it holds every worker, also one without a limit of its own (BullMQ's
   -- workers need a limiter to see it).
-  if (tonumber(rcall("GET", k.limiter)) or 0) >= (maxJobs or MANUAL_RATE_LIMIT) then
-    local ttl = rcall("PTTL", k.limiter)
-    if ttl > 0 then
-      return {0, 0, 0, ttl}
-    end
+  local ttl = rateLimitReached(k.limiter, maxJobs)
+  if ttl and ttl > 0 then
+    return {0, 0, 0, ttl}
+  elseif ttl then  -- reached, but with no expiry: a stale count
     rcall("DEL", k.limiter)
   end
-  local concurrency = tonumber(meta[2])
-  if paused or (concurrency and rcall("LLEN", k.active) >= concurrency) then
+  if paused or concurrencyCapped(meta, k.active) then
     return {0, 0, 0, 0}
   end
 
