@@ -320,7 +320,8 @@ def machine_text(results: dict[str, Any]) -> str:
     return (
         f"{m['cores']} cores ({m['cpu']}), Python {m['python']}, Redis {m['redis_server']} "
         f"({m['redis_where']}), redis-py {v.get('redis', '?')} with the "
-        f"{m['redis_py_parser']} parser. {m['jobs']:,} jobs per measurement, medians of "
+        f"{m['redis_py_parser']} parser (minibull_hiredis: hiredis, `pip install minibull[fast]`)"
+        f". {m['jobs']:,} jobs per measurement, medians of "
         f"{m['runs']} runs ({m['date']}, {m['minutes']} minutes). minibull at "
         f"`{m['minibull_commit'].split()[0]}`"
         + (" with uncommitted changes" if "uncommitted" in m["minibull_commit"] else "")

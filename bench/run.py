@@ -580,7 +580,8 @@ def machine(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(),
         "redis_server": server.get("redis_version"),
         "redis_where": "private redis-server on loopback" if not args.redis else args.redis,
-        "redis_py_parser": "hiredis" if "hiredis" in versions else "pure Python",
+        # every library's processes hide hiredis (bench/pure_parser) but minibull_hiredis's
+        "redis_py_parser": "pure Python",
         "versions": versions,
         "minibull_commit": commit + (" (minibull/ has uncommitted changes)" if dirty else ""),
         "date": time.strftime("%Y-%m-%d %H:%M"),
