@@ -19,7 +19,7 @@ PROBE = "import redis.utils; print(redis.utils.HIREDIS_AVAILABLE)"
 def installed(tmp_path) -> str:
     """A folder holding a stand-in ``hiredis`` package: as if it were installed."""
     (tmp_path / "hiredis").mkdir()
-    (tmp_path / "hiredis" / "__init__.py").write_text('__version__ = "3.0.0"\n')
+    (tmp_path / "hiredis" / "__init__.py").write_text('__version__ = "9.0.0"\n')
     return str(tmp_path)
 
 
