@@ -18,6 +18,7 @@ way: a call whose reply was lost may run twice, as with redis-py's own retry.
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 import redis
@@ -38,6 +39,7 @@ class Lane:
         self.client = client
         self._idle: list[AbstractConnection] = []
         self._held: set[AbstractConnection] = set()
+        self._pid = os.getpid()
 
     @property
     def usable(self) -> bool:
@@ -50,6 +52,8 @@ class Lane:
         """``client.execute_command(*args)`` for a command whose reply needs no parsing."""
         if not self.usable:
             return await self.client.execute_command(*args)
+        if self._pid != os.getpid():
+            self._forget_parents()
         connection = self._idle.pop() if self._idle else await self._take()
         try:
             await connection.send_packed_command(connection.pack_command(*args), check_health=False)
@@ -69,8 +73,15 @@ class Lane:
 
     async def close(self) -> None:
         """Give every connection held back to the pool (call before closing the client)."""
+        if self._pid != os.getpid():
+            self._forget_parents()
         for connection in list(self._held):
             await self._give_back(connection, disconnect=False)
+
+    def _forget_parents(self) -> None:
+        """In a forked child: the connections held are the parent's sockets; never use
+        them (redis-py's pool makes new ones after a fork, as it does for its own)."""
+        self._idle, self._held, self._pid = [], set(), os.getpid()
 
     async def _take(self) -> AbstractConnection:
         pool = self.client.connection_pool
@@ -101,6 +112,7 @@ class SyncLane:
         self.client = client
         self._idle: list[redis.connection.AbstractConnection] = []
         self._held: set[redis.connection.AbstractConnection] = set()
+        self._pid = os.getpid()
 
     @property
     def usable(self) -> bool:
@@ -113,6 +125,8 @@ class SyncLane:
         """``client.execute_command(*args)`` for a command whose reply needs no parsing."""
         if not self.usable:
             return self.client.execute_command(*args)
+        if self._pid != os.getpid():  # a forked child (a WSGI server's worker)
+            self._forget_parents()
         try:
             connection = self._idle.pop()
         except IndexError:
@@ -134,8 +148,14 @@ class SyncLane:
 
     def close(self) -> None:
         """Give every connection held back to the pool (call before closing the client)."""
+        if self._pid != os.getpid():
+            self._forget_parents()
         for connection in list(self._held):
             self._give_back(connection, disconnect=False)
+
+    def _forget_parents(self) -> None:
+        """``Lane._forget_parents``."""
+        self._idle, self._held, self._pid = [], set(), os.getpid()
 
     def _take(self) -> redis.connection.AbstractConnection:
         pool = self.client.connection_pool

@@ -9,6 +9,7 @@ with a reply still on its way; a hung server times out.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import minibull
-from minibull.connection import connect, connect_sync, on_reconnect
+from minibull.connection import connect, connect_sync, on_reconnect, redis_url
 from minibull.lane import Lane
 from tests.faultlab import PrivateRedis, Start, private_servers, redis_server_version
 
@@ -212,3 +213,24 @@ async def test_a_hung_server_times_out_an_add_through_the_lane(server, monkeypat
         await slept
         await admin.aclose()
         assert (await queue.add("third", {})).id in ("2", "3")  # "second" may have run
+
+
+def test_a_forked_child_never_uses_its_parents_connections(prefix):
+    """A WSGI server that forks its workers after the app made a SyncQueue (gunicorn
+    --preload): the child's adds go on connections of its own, and the parent's still work."""
+    with minibull.SyncQueue("q", prefix=prefix) as queue:
+        queue.add("parent", {})
+        (parents,) = queue.scripts.lane._held
+        pid = os.fork()
+        if pid == 0:  # the child: exit status 0 only if all is well
+            ok = False
+            try:
+                job = queue.add("child", {})
+                ok = job.id == "2" and parents not in queue.scripts.lane._held
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # (the embedded server is in memory: the child added to its own copy of it)
+        assert queue.add("parent again", {}).id == ("3" if redis_url() else "2")
+        assert queue.scripts.lane._held == {parents}
