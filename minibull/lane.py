@@ -5,7 +5,9 @@ call in its retry policy, records metrics and returns the connection: about 50 Â
 the ~120 Âµs that a trivial EVALSHA takes on loopback (``bench/results``). A ``Lane``
 keeps the connections it has used and sends a command on a free one with the same two
 calls redis-py makes underneath (``send_packed_command``, then ``read_response``), so the
-socket timeouts, the packing and the decoding are the client's own.
+socket timeouts, the packing and the decoding are the client's own. It keeps at most
+half of the pool's ``max_connections`` (the client's own commands find the rest); a call
+that finds none free goes through the client. A forked child forgets its parent's.
 
 When it breaks: a Redis error reply (NOSCRIPT, a script's error) is raised as usual and
 the connection stays; any other failure (a broken connection, a timeout, a cancelled
@@ -39,6 +41,7 @@ class Lane:
         self.client = client
         self._idle: list[AbstractConnection] = []
         self._held: set[AbstractConnection] = set()
+        self._taking = 0  # connections asked of the pool, not yet given
         self._pid = os.getpid()
 
     @property
@@ -54,7 +57,12 @@ class Lane:
             return await self.client.execute_command(*args)
         if self._pid != os.getpid():
             self._forget_parents()
-        connection = self._idle.pop() if self._idle else await self._take()
+        if self._idle:
+            connection = self._idle.pop()
+        elif _may_keep(self.client.connection_pool, len(self._held) + self._taking):
+            connection = await self._take()
+        else:
+            return await self.client.execute_command(*args)
         try:
             await connection.send_packed_command(connection.pack_command(*args), check_health=False)
             reply = await connection.read_response()
@@ -85,10 +93,14 @@ class Lane:
 
     async def _take(self) -> AbstractConnection:
         pool = self.client.connection_pool
-        if _needs_command_name(pool.get_connection):
-            connection = await pool.get_connection("EVALSHA")  # redis-py < 5.3
-        else:
-            connection = await pool.get_connection()
+        self._taking += 1
+        try:
+            if _needs_command_name(pool.get_connection):
+                connection = await pool.get_connection("EVALSHA")  # redis-py < 5.3
+            else:
+                connection = await pool.get_connection()
+        finally:
+            self._taking -= 1
         self._held.add(connection)
         return connection
 
@@ -116,7 +128,7 @@ class SyncLane:
 
     @property
     def usable(self) -> bool:
-        """A plain client with a pool (not a cluster, not a single-connection client)."""
+        """``Lane.usable``, for a synchronous client."""
         return type(self.client).execute_command is redis.Redis.execute_command and (
             getattr(self.client, "connection", None) is None
         )
@@ -130,6 +142,8 @@ class SyncLane:
         try:
             connection = self._idle.pop()
         except IndexError:
+            if not _may_keep(self.client.connection_pool, len(self._held)):
+                return self.client.execute_command(*args)
             connection = self._take()
         try:
             connection.send_packed_command(connection.pack_command(*args), check_health=False)
@@ -175,6 +189,12 @@ class SyncLane:
         if disconnect:
             connection.disconnect()
         self.client.connection_pool.release(connection)
+
+
+def _may_keep(pool: Any, held: int) -> bool:
+    """Whether a lane holding ``held`` connections may take one more from ``pool``: at most
+    half its ``max_connections``, so that the client's own commands always find one."""
+    return held < int(getattr(pool, "max_connections", 0) or 0) // 2
 
 
 def _needs_command_name(get_connection: Any) -> bool:

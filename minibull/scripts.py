@@ -84,15 +84,15 @@ class Taken:
     limited_ms: int = 0  # ms until the rate limit lets a job start
 
     @classmethod
-    def from_reply(cls, job: Any, job_id: Any, next_due: Any, limited_ms: Any) -> Taken:
-        """From {job hash as a JSON [field, value, ...] array, id, 0, 0}
-        or {0, 0, next due, limited}."""
-        if job and job != "0":
-            flat = json.loads(job)
+    def from_reply(cls, reply: Any) -> Taken:
+        """From the JSON text [job id, [field, value, ...]] of a job taken, or from
+        {0, 0, next due, limited} when none was."""
+        if isinstance(reply, str):
+            job_id, flat = json.loads(reply)
             if isinstance(flat, dict):  # Lua's cjson writes an empty table as {}
                 return cls(str(job_id), flat)
             return cls(str(job_id), dict(zip(flat[::2], flat[1::2], strict=True)))
-        return cls(next_due=int(next_due), limited_ms=int(limited_ms))
+        return cls(next_due=int(reply[2]), limited_ms=int(reply[3]))
 
 
 def _script_path(name: str) -> Path:
@@ -541,7 +541,7 @@ class Scripts:
         try:
             return await self.lane.execute(*call)
         except NoScriptError:
-            await self.redis.script_load(script_source(name))
+            await self.lane.execute("SCRIPT", "LOAD", script_source(name))
             return await self.lane.execute(*call)
 
     async def close(self) -> None:
@@ -555,7 +555,7 @@ class Scripts:
     async def move_to_active(self, now: int, take: Take) -> Taken:
         """Take the next job for a worker, or learn when to look again."""
         reply = await self.run("moveToActive", move_to_active_args(self.keys, now, take))
-        return Taken.from_reply(*reply)
+        return Taken.from_reply(reply)
 
     async def has_ready_work(self, now: int, limiter: tuple[int, int] | None) -> bool:
         """Could a worker take a job now (see ``Queue.has_ready_work``)?"""
@@ -567,8 +567,10 @@ class Scripts:
         reply = await self.run(
             "moveToFinished", move_to_finished_args(self.keys, job_id=job_id, **kwargs)
         )
+        if isinstance(reply, str):  # finished, and the next job taken
+            return Taken.from_reply(reply)
         check(int(reply[0]), job_id, "fail" if failed else "complete")
-        return Taken.from_reply(*reply[1:])
+        return Taken.from_reply(reply[1:])
 
     async def retry_job(
         self,
@@ -831,7 +833,7 @@ class SyncScripts:
         try:
             return self.lane.execute(*call)
         except NoScriptError:
-            self.redis.script_load(script_source(name))
+            self.lane.execute("SCRIPT", "LOAD", script_source(name))
             return self.lane.execute(*call)
 
     def close(self) -> None:

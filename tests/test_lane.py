@@ -234,3 +234,18 @@ def test_a_forked_child_never_uses_its_parents_connections(prefix):
         # (the embedded server is in memory: the child added to its own copy of it)
         assert queue.add("parent again", {}).id == ("3" if redis_url() else "2")
         assert queue.scripts.lane._held == {parents}
+
+
+async def test_a_bounded_pool_keeps_half_its_connections_for_the_client(server):
+    """Connections the lane keeps count against ``max_connections`` while idle: it keeps at
+    most half of them, and further calls go through the client, as without the lane."""
+    bounded = redis.asyncio.Redis.from_url(server.url, max_connections=6, decode_responses=True)
+    try:
+        async with minibull.Queue("q", bounded) as queue:
+            await asyncio.gather(*(queue.add("job", {}) for _ in range(6)))
+            assert len(queue.scripts.lane._held) == 3
+            assert await bounded.ping()  # the client still finds a connection
+            assert (await queue.get_job_counts("waiting"))["waiting"] == 6
+        assert in_use(bounded) == 0
+    finally:
+        await bounded.aclose()

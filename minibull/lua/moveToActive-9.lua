@@ -15,8 +15,8 @@
   ARGV[7] the worker's rate-limit window (ms)
   The queue's own limits in meta win: "concurrency" (jobs active at once, for
   all workers), "max" and "duration" (the global rate limit).
-  Output: {job hash as JSON text, a flat [field, value, ...] array, job id, 0, 0}
-          when a job was taken,
+  Output: the JSON text [job id, fields] when a job was taken (fields: its hash as a
+          flat array, field, value, ...),
           else {0, 0, when the next delayed job is due in ms (0: none),
           ms until the rate limit lets a job start (0: not limited)}.
   Events: waiting (for promoted jobs), active (with "ts", the clock's now, and "worker";
@@ -27,6 +27,10 @@ local rcall = redis.call
 
 local k = {wait = KEYS[1], active = KEYS[2], prioritized = KEYS[3], delayed = KEYS[4],
            pc = KEYS[5], marker = KEYS[6], meta = KEYS[7], events = KEYS[8], limiter = KEYS[9]}
-return takeNextJob(k, ARGV[1], tonumber(ARGV[2]), {token = ARGV[3], lockMs = ARGV[4],
-                   worker = ARGV[5], limitMax = tonumber(ARGV[6]),
-                   limitWindow = tonumber(ARGV[7]), wakeOthers = true})
+local taken = takeNextJob(k, ARGV[1], tonumber(ARGV[2]), {token = ARGV[3], lockMs = ARGV[4],
+                          worker = ARGV[5], limitMax = tonumber(ARGV[6]),
+                          limitWindow = tonumber(ARGV[7]), wakeOthers = true})
+if taken[2] ~= 0 then
+  return taken[1]
+end
+return taken

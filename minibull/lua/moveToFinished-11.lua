@@ -22,7 +22,9 @@
   ARGV[13..17] for that: lock token, lock duration (ms), worker id, the worker's
            rate limit (jobs per window, 0: none) and window (ms)
   ARGV[18] metrics: per-minute points to keep (Worker metrics=), "" or absent: none
-  Output: {0, then moveToActive's four values (all 0 when not fetching)}, or
+  Output: when it fetched the next job, moveToActive's answer for it (the JSON text
+          [job id, fields], fields its hash as a flat array: field, value, ...);
+          else {0, 0, 0, next delayed due, ms limited} (all 0 when not fetching), or
           {-1} no such job (its id still leaves "active", see releaseActiveJob),
           {-2} lock missing, {-3} not active, {-6} lock held by another worker,
           {-4} a parent completing with children pending, {-9} with a child that failed
@@ -97,7 +99,7 @@ local function answerAgain(record)
   end
   rcall("SET", nextKey .. ":lock", ARGV[13], "PX", ARGV[14])
   rcall("HSET", jobKey, "mbf", cjson.encode({token, ARGV[13], nextId}))
-  return {0, cjson.encode(flat), nextId, 0, 0}
+  return cjson.encode({nextId, flat})
 end
 
 local job = rcall("HMGET", jobKey, "timestamp", "atm", "deid", "mbf", "parentKey", "parent")
@@ -143,7 +145,7 @@ if job[5] then  -- a child of a flow: its parent hears of it
 end
 -- The next job is taken before the job's own HSET, so that the record of this call
 -- (mbf) names it in that same HSET.
-local nextJob = {0, 0, 0, 0}
+local nextJob = {0, 0, 0, 0}  -- takeNextJob's answer
 if ARGV[12] == "1" then
   nextJob = takeNextJob(readyKeys(), prefix, now, {token = ARGV[13], lockMs = ARGV[14],
                         worker = ARGV[15], limitMax = tonumber(ARGV[16]),
@@ -163,7 +165,7 @@ else
   removeJob(prefix, jobId, nil, stalledKey)
 end
 if nextJob[2] ~= 0 then  -- took the next job, so the queue is not drained
-  return {0, nextJob[1], nextJob[2], nextJob[3], nextJob[4]}
+  return nextJob[1]
 end
 wakeOrDrain(waitKey, activeKey, prioritizedKey, metaKey, eventsKey, KEYS[6])
 return {0, 0, 0, nextJob[3], nextJob[4]}
