@@ -79,6 +79,13 @@ class Lane:
         self._idle.append(connection)
         return reply
 
+    async def script_load(self, source: str) -> None:
+        """SCRIPT LOAD on a lane connection (a cluster client loads it on every node)."""
+        if self.usable:
+            await self.execute("SCRIPT", "LOAD", source)
+        else:
+            await self.client.script_load(source)
+
     async def close(self) -> None:
         """Give every connection held back to the pool (call before closing the client)."""
         if self._pid != os.getpid():
@@ -159,6 +166,13 @@ class SyncLane:
             raise
         self._idle.append(connection)
         return reply
+
+    def script_load(self, source: str) -> None:
+        """``Lane.script_load``, for a synchronous client."""
+        if self.usable:
+            self.execute("SCRIPT", "LOAD", source)
+        else:
+            self.client.script_load(source)
 
     def close(self) -> None:
         """Give every connection held back to the pool (call before closing the client)."""

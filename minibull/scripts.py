@@ -541,7 +541,7 @@ class Scripts:
         try:
             return await self.lane.execute(*call)
         except NoScriptError:
-            await self.lane.execute("SCRIPT", "LOAD", script_source(name))
+            await self.lane.script_load(script_source(name))
             return await self.lane.execute(*call)
 
     async def close(self) -> None:
@@ -833,7 +833,7 @@ class SyncScripts:
         try:
             return self.lane.execute(*call)
         except NoScriptError:
-            self.lane.execute("SCRIPT", "LOAD", script_source(name))
+            self.lane.script_load(script_source(name))
             return self.lane.execute(*call)
 
     def close(self) -> None:
