@@ -250,6 +250,48 @@ async def sleepers_asyncio(tasks: int, seconds: float, duration: float) -> float
     return done / (time.perf_counter() - t0)
 
 
+async def sleepers_with_a_round_trip(
+    url: str, tasks: int, seconds: float, duration: float, redis_py: bool
+) -> float:
+    """Jobs per second of ``tasks`` asyncio tasks that each sleep ``seconds`` and then make
+    one Redis round trip, in a loop: the least any asyncio worker does per job (it must
+    record each job in Redis). ``redis_py``: an EVALSHA of ``return 1`` with redis.asyncio;
+    else a PING written and read on a bare asyncio socket (no client library at all)."""
+    import redis.asyncio
+
+    done = 0
+    deadline = time.perf_counter() + duration
+    client = redis.asyncio.Redis.from_url(url, max_connections=tasks)
+    sha = await client.script_load("return 1")
+    address = client.connection_pool.connection_kwargs
+    host, port = address.get("host", "127.0.0.1"), address.get("port", 6379)
+
+    async def with_redis_py() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(seconds)
+            await client.evalsha(sha, 0)
+            done += 1
+
+    async def with_a_socket() -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while time.perf_counter() < deadline:
+                await asyncio.sleep(seconds)
+                writer.write(b"*1\r\n$4\r\nPING\r\n")
+                await reader.readline()
+                done += 1
+        finally:
+            writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*((with_redis_py if redis_py else with_a_socket)() for _ in range(tasks)))
+    rate = done / (time.perf_counter() - t0)
+    await client.aclose()
+    return rate
+
+
 def sleepers_threads(threads: int, seconds: float, duration: float) -> float:
     """Sleeps per second done by ``threads`` threads, each calling time.sleep in a loop."""
     import threading
@@ -319,6 +361,11 @@ def raw(args: argparse.Namespace) -> None:
         await aclient.aclose()
         # No queue at all: what 10 ms jobs at concurrency 10 could reach on this machine.
         results["async_sleep_c10"] = await sleepers_asyncio(10, 0.01, 2 * args.seconds)
+        # ... and with the one round trip per job that recording a job needs, at the least.
+        for name, redis_py in (("async_sleep_ping_c10", False), ("async_sleep_evalsha_c10", True)):
+            results[name] = await sleepers_with_a_round_trip(
+                args.url, 10, 0.01, 2 * args.seconds, redis_py
+            )
 
     asyncio.run(async_part())
     results["thread_sleep_c10"] = sleepers_threads(10, 0.01, 2 * args.seconds)

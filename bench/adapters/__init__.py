@@ -6,7 +6,8 @@ treats all libraries alike:
 - ``BULK``: whether the library has a bulk enqueue; ``IN_PROCESS_CONCURRENCY``:
   whether one worker process can run several jobs at once.
 - ``Producer(url, queue, kind)`` with ``add_one(i)``, ``add_bulk(start, count)``, ``close()``.
-- ``SCENARIOS`` (optional): the only scenarios it takes part in (``minibull_sync``).
+- ``SCENARIOS`` (optional): the only scenarios it takes part in (``minibull_sync``,
+  ``minibull_threads``).
 - ``serve(url, queue, concurrency, kind, go)``: build a worker, call ``go()`` (which
   blocks until the driver says start), then run jobs until the process is stopped.
 
@@ -20,6 +21,7 @@ LIBRARIES = (
     "minibull",
     "minibull_hiredis",
     "minibull_sync",
+    "minibull_threads",
     "bullmq",
     "rq",
     "arq",
