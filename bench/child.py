@@ -1,14 +1,17 @@
 """One benchmark process, started by the driver (``bench/run.py``) for one measurement.
 
-    python -m bench.child enqueue LIB --url U --queue Q --kind noop --jobs N --mode single
+    python -m bench.child blocks  LIB --url U --queue Q --kind noop --warmup 200
+    python -m bench.child enqueue LIB --url U --queue Q --kind noop --jobs N --mode bulk
     python -m bench.child worker  LIB --url U --queue Q --kind noop --concurrency 10
     python -m bench.child embedded --jobs N        (minibull on its in-process default)
     python -m bench.child raw --url U --seconds 1  (redis-py alone: the physical reference)
 
 The protocol with the driver is line-based on the real stdout: "ready" when the
 process has imported and built everything, then it waits for "go" on stdin, and
-an enqueue prints one JSON line of results. Anything a library prints goes to
-stderr (the driver keeps it in a log file).
+an enqueue prints one JSON line of results. ``blocks`` (one add at a time, interleaved
+with the other libraries' children) instead answers "block N" with "done" once it has
+timed N more adds, and "end" with the JSON line over all its blocks. Anything a
+library prints goes to stderr (the driver keeps it in a log file).
 """
 
 from __future__ import annotations
@@ -60,6 +63,139 @@ async def _maybe(value: Any) -> Any:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- one add at a time, in blocks ----------------------------------------------
+
+
+class AsyncFloor:
+    """Queue.add's floor (issue #13): an EVALSHA of ``return 1`` on ``connect(url)``, the
+    client every Queue makes."""
+
+    def __init__(self, client: Any, sha: str) -> None:
+        self.client, self.sha = client, sha
+
+    @classmethod
+    async def open(cls, url: str, queue: str) -> AsyncFloor:
+        from minibull.connection import connect
+
+        client = connect(url)
+        return cls(client, await client.script_load("return 1"))
+
+    async def add_one(self, i: int) -> None:
+        await self.client.evalsha(self.sha, 0)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class SyncFloor:
+    """SyncQueue.add's floor (issue #13): a sync EVALSHA of the addJob script with its
+    arguments built once, on ``connect_sync(url)`` (each call adds one more job)."""
+
+    def __init__(self, client: Any, sha: str, keys: list[str], argv: list[Any]) -> None:
+        self.client, self.sha, self.arguments = client, sha, (len(keys), *keys, *argv)
+
+    @classmethod
+    def open(cls, url: str, queue: str) -> SyncFloor:
+        from minibull.connection import connect_sync
+        from minibull.keys import QueueKeys
+        from minibull.options import build_job
+        from minibull.scripts import add_job_args, script_source
+
+        client = connect_sync(url)
+        keys, argv = add_job_args(QueueKeys(queue, "bull"), 0, [build_job("job", {"i": 0})])
+        return cls(client, client.script_load(script_source("addJob")), keys, argv)
+
+    def add_one(self, i: int) -> None:
+        self.client.evalsha(self.sha, *self.arguments)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+#: Producers measured beside the libraries in the single-add rounds, not libraries.
+FLOORS = {"async_floor": AsyncFloor, "sync_floor": SyncFloor}
+
+
+class Pooled:
+    """Every timed block of one producer, pooled: percentiles over all the latencies,
+    the rate over the blocks' summed time, costs per job."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.blocks = 0
+        self.seconds = self.cpu = 0.0
+        self.round_trips = self.commands = 0
+
+    def add(self, latencies: list[float], seconds: float, cpu: float, traffic: tuple) -> None:
+        self.latencies += latencies
+        self.blocks += 1
+        self.seconds += seconds
+        self.cpu += cpu
+        self.round_trips += traffic[0]
+        self.commands += traffic[1]
+
+    def result(self) -> dict[str, float]:
+        jobs = len(self.latencies)
+        return {
+            "jobs": jobs,
+            "blocks": self.blocks,
+            "seconds": self.seconds,
+            "rate": jobs / self.seconds,
+            "p50_us": percentile(self.latencies, 0.50) * 1e6,
+            "p99_us": percentile(self.latencies, 0.99) * 1e6,
+            "mean_us": statistics.fmean(self.latencies) * 1e6,
+            "round_trips": self.round_trips / jobs,
+            "client_commands": self.commands / jobs,
+            "cpu_us": self.cpu / jobs * 1e6,
+        }
+
+
+async def time_block(producer: Any, first: int, count: int, pooled: Pooled) -> None:
+    """``count`` adds in a row, each timed, added to ``pooled``."""
+    probe.Traffic.reset()
+    latencies = []
+    cpu = time.process_time()
+    started = time.perf_counter()
+    for i in range(first, first + count):
+        t0 = time.perf_counter()
+        await _maybe(producer.add_one(i))
+        latencies.append(time.perf_counter() - t0)
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    pooled.add(latencies, seconds, cpu, (probe.Traffic.round_trips, probe.Traffic.commands))
+
+
+async def serve_blocks(producer: Any, commands: Any) -> dict[str, float]:
+    """Answer the driver's lines: "block N" times N more adds and says "done"; "end" (or
+    the end of the input) returns the result over all the blocks."""
+    pooled = Pooled()
+    for line in commands:
+        words = line.split()
+        if words[:1] == ["block"]:
+            await time_block(producer, len(pooled.latencies), int(words[1]), pooled)
+            say("done")
+        elif words[:1] == ["end"] or not words:
+            break
+        else:
+            raise SystemExit(f"unknown command {line!r}: expected 'block N' or 'end'")
+    return pooled.result()
+
+
+async def blocks(args: argparse.Namespace) -> None:
+    """One add at a time, in blocks the driver asks for (interleaved with other children)."""
+    probe.count_redis_traffic()
+    if args.lib in FLOORS:
+        producer = await _maybe(FLOORS[args.lib].open(args.url, args.queue))
+    else:
+        producer = adapter(args.lib).Producer(args.url, args.queue, args.kind)
+    for i in range(args.warmup):  # connect and load scripts outside the timed part
+        await _maybe(producer.add_one(-1 - i))
+    say("ready")
+    result = await serve_blocks(producer, iter(sys.stdin.readline, ""))
+    await _maybe(producer.close())
+    say(json.dumps(result))
 
 
 # -- enqueue -------------------------------------------------------------------
@@ -369,51 +505,7 @@ def raw(args: argparse.Namespace) -> None:
 
     asyncio.run(async_part())
     results["thread_sleep_c10"] = sleepers_threads(10, 0.01, 2 * args.seconds)
-    results.update(minibull_floors(args.url))
     say(json.dumps(results))
-
-
-def minibull_floors(url: str, calls: int = 2000) -> dict[str, float]:
-    """The floors of issue #13, p50 in µs: an EVALSHA of ``return 1`` on ``connect(url)``
-    (the client every Queue makes; Queue.add's floor), and a sync EVALSHA of the addJob
-    script with arguments built once on ``connect_sync(url)`` (SyncQueue.add's floor)."""
-    from minibull.connection import connect, connect_sync
-    from minibull.keys import QueueKeys
-    from minibull.options import build_job
-    from minibull.scripts import add_job_args, script_source
-
-    def p50(timings: list[int]) -> float:
-        return statistics.median(timings) / 1000
-
-    async def async_floor() -> float:
-        client = connect(url)
-        sha = await client.script_load("return 1")
-        timings = []
-        for i in range(calls + 200):
-            t0 = time.perf_counter_ns()
-            await client.evalsha(sha, 0)
-            if i >= 200:
-                timings.append(time.perf_counter_ns() - t0)
-        await client.aclose()
-        return p50(timings)
-
-    floors = {"async_floor_p50_us": asyncio.run(async_floor())}
-    client = connect_sync(url)
-    keys = QueueKeys("bench-floor", "bull")
-    script_keys, argv = add_job_args(keys, 0, [build_job("job", {"i": 0})])
-    sha = client.script_load(script_source("addJob"))
-    timings = []
-    for i in range(calls + 200):
-        t0 = time.perf_counter_ns()
-        client.evalsha(sha, len(script_keys), *script_keys, *argv)
-        if i >= 200:
-            timings.append(time.perf_counter_ns() - t0)
-    floors["sync_floor_p50_us"] = p50(timings)
-    doomed = list(client.scan_iter(match="bull:bench-floor:*", count=1000))
-    for first in range(0, len(doomed), 1000):
-        client.delete(*doomed[first : first + 1000])
-    client.close()
-    return floors
 
 
 def main() -> None:
@@ -421,7 +513,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(prog="python -m bench.child")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("enqueue", "worker"):
+    for name in ("blocks", "enqueue", "worker"):
         command = commands.add_parser(name)
         command.add_argument("lib")
         command.add_argument("--url", required=True)
@@ -429,10 +521,11 @@ def main() -> None:
         command.add_argument("--kind", default="noop", choices=("noop", "io"))
     enq = commands.choices["enqueue"]
     enq.add_argument("--jobs", type=int, required=True)
-    enq.add_argument("--mode", default="single", choices=("single", "bulk", "fill"))
+    enq.add_argument("--mode", default="bulk", choices=("bulk", "fill"))
     enq.add_argument("--batch", type=int, default=1000)
     enq.add_argument("--warmup", type=int, default=0)
     enq.add_argument("--handshake", action="store_true")
+    commands.choices["blocks"].add_argument("--warmup", type=int, default=200)
     work = commands.choices["worker"]
     work.add_argument("--concurrency", type=int, default=1)
     work.add_argument("--fill", type=int, default=0, help="enqueue this many jobs first")
@@ -444,7 +537,9 @@ def main() -> None:
     rawp.add_argument("--url", required=True)
     rawp.add_argument("--seconds", type=float, default=1.0)
     args = parser.parse_args()
-    if args.command == "enqueue":
+    if args.command == "blocks":
+        asyncio.run(blocks(args))
+    elif args.command == "enqueue":
         asyncio.run(enqueue(args))
     elif args.command == "worker":
         worker(args)

@@ -55,23 +55,7 @@ def summarise(info: dict[str, Any], runs: list[dict[str, Any]], libs: list[str])
             for scenario, result in run["libs"].get(lib, {}).items():
                 if "error" not in result:
                     scenarios.setdefault(scenario, []).append(result)
-        summary[lib] = {}
-        for scenario, results in scenarios.items():
-            entry = {
-                metric: spread([r[metric] for r in results])
-                for metric in METRICS
-                if all(metric in r for r in results)
-            }
-            names = sorted({name for r in results for name in r.get("commands", {})})
-            entry["commands"] = {
-                name: statistics.fmean(r.get("commands", {}).get(name, 0) for r in results)
-                for name in names
-            }
-            entry["capped"] = sum(1 for r in results if r.get("capped"))
-            for key in ("processes", "concurrency", "ideal", "jobs"):
-                if key in results[0]:
-                    entry[key] = results[0][key]
-            summary[lib][scenario] = entry
+        summary[lib] = {scenario: _entry(results) for scenario, results in scenarios.items()}
         errors = [
             r["libs"][lib][s]["error"]
             for r in runs
@@ -89,10 +73,35 @@ def summarise(info: dict[str, Any], runs: list[dict[str, Any]], libs: list[str])
         }
         for scenario in (embedded_runs[0] if embedded_runs else {})
     }
+    floors: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        for name, result in run.get("floors", {}).items():
+            if "error" not in result:
+                floors.setdefault(name, []).append(result)
     results = {"machine": info, "summary": summary, "raw": raw, "embedded": embedded, "runs": runs}
+    results["floors"] = {name: _entry(found) for name, found in floors.items()}
     results["ratios"] = ratios(summary)
     results["targets"] = targets(results)
     return results
+
+
+def _entry(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One library's (or floor's) results of one scenario over the runs."""
+    entry: dict[str, Any] = {
+        metric: spread([r[metric] for r in results])
+        for metric in METRICS
+        if all(metric in r for r in results)
+    }
+    names = sorted({name for r in results for name in r.get("commands", {})})
+    entry["commands"] = {
+        name: statistics.fmean(r.get("commands", {}).get(name, 0) for r in results)
+        for name in names
+    }
+    entry["capped"] = sum(1 for r in results if r.get("capped"))
+    for key in ("processes", "concurrency", "ideal", "jobs"):
+        if key in results[0]:
+            entry[key] = results[0][key]
+    return entry
 
 
 def _spread_flat(items: list[dict[str, float]]) -> dict[str, Any]:
@@ -106,6 +115,29 @@ def median(summary: dict[str, Any], lib: str, scenario: str, metric: str) -> flo
         return summary[lib][scenario][metric]["median"]
     except KeyError:
         return None
+
+
+def floor_p50(results: dict[str, Any], name: str) -> float | None:
+    """The median over the runs of a floor's pooled p50 (``async_floor``, ``sync_floor``)."""
+    return results.get("floors", {}).get(name, {}).get("p50_us", {}).get("median")
+
+
+def run_p50s(runs: list[dict[str, Any]], name: str) -> list[float | None]:
+    """The pooled enqueue_single p50 of a library or a floor in each run (None: not there)."""
+    found = []
+    for run in runs:
+        result = run["libs"].get(name, {}).get("enqueue_single") or run.get("floors", {}).get(name)
+        found.append((result or {}).get("p50_us"))
+    return found
+
+
+def per_run(
+    runs: list[dict[str, Any]], mine: str, theirs: str, difference: bool = False
+) -> list[float]:
+    """``mine`` ÷ ``theirs`` (or ``mine - theirs``) on the p50s of each run that has both:
+    measured in the same rounds, so the machine's swings between runs cancel out."""
+    pairs = zip(run_p50s(runs, mine), run_p50s(runs, theirs), strict=True)
+    return [a - b if difference else a / b for a, b in pairs if a is not None and b is not None]
 
 
 def ratios(summary: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +165,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
 
     def add(
-        name: str, value: float | None, goal: float | None, higher: bool, unit: str, against: str
+        name: str,
+        value: float | None,
+        goal: float | None,
+        higher: bool,
+        unit: str,
+        against: str,
+        runs: dict[str, Any] | None = None,
     ) -> None:
         ok = None
         if value is not None and goal is not None:
@@ -146,8 +184,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "unit": unit,
                 "against": against,
                 "pass": ok,
+                "per_run": runs,
             }
         )
+
+    def ratios_per_run(mine: str, theirs: str) -> dict[str, Any]:
+        return {"kind": "ratios", "values": per_run(results["runs"], mine, theirs)}
 
     def best_peer(scenario: str, metric: str, highest: bool) -> tuple[float | None, str]:
         values = [(median(summary, lib, scenario, metric), lib) for lib in peers]
@@ -165,13 +207,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "round trips",
         "1",
     )
-    raw = results.get("raw") or {}
+    # p50s pooled over each run's rounds, then medians over the runs; the floors were
+    # measured in the same rounds as the libraries (bench/run.py, Bench.enqueue_single).
     add_p50 = median(summary, "minibull", "enqueue_single", "p50_us")
     sync_p50 = median(summary, "minibull_sync", "enqueue_single", "p50_us")
     bullmq_p50 = median(summary, "bullmq", "enqueue_single", "p50_us")
     huey_p50 = median(summary, "huey", "enqueue_single", "p50_us")
-    async_floor = raw.get("async_floor_p50_us", {}).get("median")
-    sync_floor = raw.get("sync_floor_p50_us", {}).get("median")
+    async_floor = floor_p50(results, "async_floor")
+    sync_floor = floor_p50(results, "sync_floor")
     add(
         "Queue.add p50 at or below 0.9x bullmq's",
         add_p50,
@@ -179,6 +222,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         False,
         "us",
         "0.9 x bullmq",
+        ratios_per_run("minibull", "bullmq"),
     )
     add(
         "Queue.add p50 within 1.15x of its floor (EVALSHA 'return 1' on connect())",
@@ -187,6 +231,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         False,
         "us",
         "1.15 x floor",
+        ratios_per_run("minibull", "async_floor"),
     )
     add(
         "SyncQueue.add p50 within 25 us of its floor (sync EVALSHA of addJob, arguments ready)",
@@ -195,6 +240,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         False,
         "us",
         "floor + 25",
+        {
+            "kind": "differences",
+            "values": per_run(results["runs"], "minibull_sync", "sync_floor", difference=True),
+        },
     )
     add(
         "SyncQueue.add p50 at most 1.5x huey's enqueue",
@@ -203,6 +252,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         False,
         "us",
         "1.5 x huey",
+        ratios_per_run("minibull_sync", "huey"),
     )
     add(
         "bulk enqueue at or above bullmq's",
@@ -299,14 +349,27 @@ def _libs(results: dict[str, Any]) -> list[str]:
     return list(results["summary"])
 
 
+def per_run_text(target: dict[str, Any]) -> str:
+    """A target's per-run spread: "ratios per run: 0.81, 0.84" or "differences per run:
+    +12, +8 µs" ("" for targets without one, and for results from before it existed)."""
+    found = target.get("per_run")
+    if not found or not found["values"]:
+        return ""
+    if found["kind"] == "differences":
+        return "differences per run: " + ", ".join(f"{v:+.0f}" for v in found["values"]) + " µs"
+    return f"{found['kind']} per run: " + ", ".join(f"{v:.2f}" for v in found["values"])
+
+
 def targets_text(results: dict[str, Any]) -> str:
     lines = ["minibull's targets (medians of this run):"]
     for t in results["targets"]:
         verdict = {True: "PASS", False: "FAIL", None: "n/a "}[t["pass"]]
         digits = 2 if t["unit"] == "round trips" else 0
+        spread_text = per_run_text(t)
         lines.append(
             f"  {verdict}  {t['target']}: {_num(t['value'], digits)} {t['unit']}"
             f" (goal {_num(t['goal'], digits)}, {t['against']})"
+            + (f"; {spread_text}" if spread_text else "")
         )
     return "\n".join(lines)
 
@@ -483,9 +546,10 @@ def targets_table(results: dict[str, Any]) -> str:
                 f"{_num(t['value'], digits)} {t['unit']}",
                 f"{_num(t['goal'], digits)} ({t['against']})",
                 verdict,
+                per_run_text(t),
             ]
         )
-    return table(["target", "minibull", "goal", ""], rows)
+    return table(["target", "minibull", "goal", "", "each run (same rounds)"], rows)
 
 
 def spread_table(results: dict[str, Any]) -> str:
@@ -538,9 +602,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Enqueue, one producer",
         "",
-        f"One at a time: {m['jobs']:,} calls in a row, each timed; bulk: calls of "
-        f"{m['batch']:,} jobs (libraries with a bulk call: minibull `add_bulk`, bullmq "
-        "`addBulk`, rq `enqueue_many`).",
+        enqueue_method_text(results),
         "",
         enqueue_table(results),
         "",
@@ -590,6 +652,42 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+def enqueue_method_text(results: dict[str, Any]) -> str:
+    """How the enqueue figures were taken: one add at a time interleaved, bulk one by one."""
+    m = results["machine"]
+    bulk = (
+        f"Bulk: calls of {m['batch']:,} jobs, one library after the other (libraries with a "
+        "bulk call: minibull `add_bulk`, bullmq `addBulk`, rq `enqueue_many`)."
+    )
+    if "rounds" not in m:  # results from before the rounds
+        return (
+            f"One at a time: {m['jobs']:,} calls in a row, each timed, one library after the "
+            "other. " + bulk
+        )
+    floors = ", ".join(
+        f"{label} {_num(floor_p50(results, name))} µs"
+        for name, label in (("async_floor", "`Queue.add`'s"), ("sync_floor", "`SyncQueue.add`'s"))
+        if floor_p50(results, name) is not None
+    )
+    return (
+        "One at a time, interleaved: every library's producer process starts at once and "
+        "warms up with 200 untimed adds; then, in each of "
+        f"{m['rounds']} rounds, the driver asks each in turn (the order rotated every round) "
+        f"to time {m['jobs'] // m['rounds']:,} adds in a row while the others wait. Every "
+        "library is so measured in the same seconds: this machine's speed swings by about a "
+        "third from minute to minute (measured one library after the other, minibull ÷ "
+        "bullmq's p50 came out 0.82, 1.05 and 0.80 in three runs). p50 and p99 are over all "
+        f"{m['jobs']:,} adds of a run pooled, the rate over its rounds' summed time; Redis's "
+        "commands and CPU are read before and after each turn and counted to that turn's "
+        "library. Two floors take their turns too (not libraries): `Queue.add`'s, an EVALSHA "
+        "of `return 1` on `connect(url)`, and `SyncQueue.add`'s, a sync EVALSHA of the "
+        "addJob script with arguments built once on `connect_sync(url)`"
+        + (f" (p50: {floors})" if floors else "")
+        + ". The targets compare medians over the runs; beside them, the same comparison "
+        "in each run. " + bulk
+    )
 
 
 def sleep_floor_text(results: dict[str, Any]) -> str:

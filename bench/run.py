@@ -5,9 +5,11 @@
     bench/.venv/bin/python bench/run.py --libs minibull,bullmq --scenarios drain_noop_c10
 
 Each measurement runs in fresh processes (``bench/child.py``), one library at a
-time, on one Redis: by default a ``redis-server`` that this script starts on a
-free loopback port and stops at the end, because ``INFO commandstats`` counts
-every client of a server and a shared one is busy with other people's tests
+time (one add at a time: every library's child, and minibull's floors, take turns
+in ``--rounds`` rounds, so a slow minute of the machine touches all alike), on one
+Redis: by default a ``redis-server`` that this script starts on a free loopback
+port and stops at the end, because ``INFO commandstats`` counts every client of a
+server and a shared one is busy with other people's tests
 (``--redis redis://127.0.0.1:6379/14`` uses an existing server instead; only
 that database is ever flushed). Writes ``bench/results/results.json``,
 ``results.md``, the figures, and the README's section between the
@@ -29,7 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ import redis  # noqa: E402
 
 from bench import chaos, report  # noqa: E402
 from bench.adapters import LIBRARIES  # noqa: E402
+from bench.child import FLOORS  # noqa: E402
 from bench.probe import read_slots  # noqa: E402
 
 PYTHON = sys.executable
@@ -58,6 +62,8 @@ SCENARIOS = (
 )
 #: commands the driver itself sends while a measurement runs (not the library's)
 DRIVER_COMMANDS = {"info", "client|list", "flushdb", "select", "ping", "hello", "client|setinfo"}
+#: the floor (``bench.child.FLOORS``) measured in the same rounds as each minibull producer
+FLOOR_OF = {"minibull": "async_floor", "minibull_sync": "sync_floor"}
 
 
 # -- processes ---------------------------------------------------------------
@@ -98,10 +104,27 @@ class Child:
         if line != "ready":
             raise RuntimeError(f"expected 'ready', got {line!r}; see {self.log_path}")
 
-    def go(self) -> None:
+    def send(self, line: str) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.write("go\n")
+        self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
+
+    def go(self) -> None:
+        self.send("go")
+
+    def start_block(self, jobs: int) -> None:
+        """Ask a ``blocks`` child to time ``jobs`` more adds (``block_done`` waits for them)."""
+        self.send(f"block {jobs}")
+
+    def block_done(self, timeout: float) -> None:
+        line = self.read_line(timeout)
+        if line != "done":
+            raise RuntimeError(f"expected 'done', got {line!r}; see {self.log_path}")
+
+    def finish(self, timeout: float) -> dict[str, Any]:
+        """A ``blocks`` child's result over all its blocks."""
+        self.send("end")
+        return self.result(timeout)
 
     def result(self, timeout: float) -> dict[str, Any]:
         return json.loads(self.read_line(timeout))
@@ -170,6 +193,67 @@ def redis_server(url: str | None) -> Iterator[str]:
         process.wait(10)
 
 
+# -- one add at a time, interleaved -------------------------------------------
+
+#: ``INFO commandstats`` calls by command, and the server's CPU seconds, at one moment
+Snapshot = tuple[dict[str, int], float]
+
+
+def block_sizes(jobs: int, rounds: int) -> list[int]:
+    """``jobs`` split into ``rounds`` blocks, as even as can be."""
+    if not 1 <= rounds <= jobs:
+        raise ValueError(f"rounds must be between 1 and the jobs ({jobs}) (got {rounds})")
+    base, extra = divmod(jobs, rounds)
+    return [base + (index < extra) for index in range(rounds)]
+
+
+@dataclass
+class ServerUsage:
+    """What Redis did during one producer's blocks: commands by name, CPU seconds."""
+
+    commands: dict[str, int] = field(default_factory=dict)
+    cpu: float = 0.0
+
+    def add(self, before: Snapshot, after: Snapshot) -> None:
+        for name, calls in Bench.command_delta(before[0], after[0]).items():
+            self.commands[name] = self.commands.get(name, 0) + calls
+        self.cpu += after[1] - before[1]
+
+    def per_job(self, result: dict[str, Any]) -> dict[str, Any]:
+        """``result`` (a child's, over ``result["jobs"]`` adds) with the server's side."""
+        jobs = result["jobs"]
+        return {
+            **result,
+            "server_commands": sum(self.commands.values()) / jobs,
+            "server_cpu_us": 1e6 * self.cpu / jobs,
+            "commands": {name: calls / jobs for name, calls in self.commands.items()},
+        }
+
+
+def interleave(
+    children: dict[str, Any], sizes: list[int], snapshot: Callable[[], Snapshot], timeout: float
+) -> tuple[dict[str, ServerUsage], dict[str, str]]:
+    """One round per size: each child in turn times a block of that many adds, alone (the
+    next is asked only when it is done), the order rotated by one each round. Returns what
+    Redis did in each child's blocks, and the children that failed (left out from then on)."""
+    names = list(children)
+    usage = {name: ServerUsage() for name in names}
+    errors: dict[str, str] = {}
+    for index, size in enumerate(sizes):
+        turn = index % len(names) if names else 0
+        for name in names[turn:] + names[:turn]:
+            before = snapshot()
+            try:
+                children[name].start_block(size)
+                children[name].block_done(timeout)
+            except Exception as exc:  # one library failing must not lose the others' numbers
+                errors[name] = str(exc)
+                names.remove(name)
+                continue
+            usage[name].add(before, snapshot())
+    return usage, errors
+
+
 # -- one measurement -------------------------------------------------------
 
 
@@ -196,6 +280,9 @@ class Bench:
         cpu = self.redis.info("cpu")
         return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
+    def snapshot(self) -> Snapshot:
+        return self.command_counts(), self.server_cpu()
+
     @staticmethod
     def command_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
         delta = {name: calls - before.get(name, 0) for name, calls in after.items()}
@@ -207,9 +294,56 @@ class Bench:
     def log_name(self, *parts: object) -> str:
         return "-".join(str(part) for part in (f"run{self.run_index}", *parts))
 
-    # enqueue: one producer, one call per job (or one per batch of --batch jobs)
+    # enqueue one at a time: every producer in the same rounds
 
-    def enqueue(self, lib: str, mode: str) -> dict[str, Any]:
+    def enqueue_single(self, libs: list[str]) -> dict[str, dict[str, Any]]:
+        """Each library's adds (and minibull's floors) timed in --rounds blocks each, taking
+        turns; the results by producer name, with Redis's commands and CPU of its blocks."""
+        self.flush()
+        producers = [*libs, *(FLOOR_OF[lib] for lib in libs if lib in FLOOR_OF)]
+        children, results = self._start_blocks(producers)
+        try:
+            sizes = block_sizes(self.args.jobs, self.args.rounds)
+            timeout = 60 + max(sizes) / 50
+            usage, errors = interleave(children, sizes, self.snapshot, timeout)
+            results.update({name: {"error": error} for name, error in errors.items()})
+            for name, child in children.items():
+                if name not in errors:
+                    results[name] = self._finish(child, usage[name], timeout)
+        finally:
+            for child in children.values():
+                child.stop()
+        return {name: results[name] for name in producers}
+
+    @staticmethod
+    def _finish(child: Child, usage: ServerUsage, timeout: float) -> dict[str, Any]:
+        try:
+            return usage.per_job(child.finish(timeout))
+        except Exception as exc:  # one library failing must not lose the others' numbers
+            return {"error": str(exc)}
+
+    def _start_blocks(self, producers: list[str]) -> tuple[dict[str, Child], dict[str, Any]]:
+        """A ``blocks`` child per producer, all started at once and warmed up (200 adds)."""
+        children = {
+            name: Child(
+                ["blocks", name, "--url", self.url, "--queue", self.queue_name(name)],
+                self.log_name("enqueue", "single", name),
+                child_env(name),
+            )
+            for name in producers
+        }
+        failed: dict[str, Any] = {}
+        for name, child in list(children.items()):
+            try:
+                child.wait_ready(timeout=120)
+            except Exception as exc:
+                failed[name] = {"error": str(exc)}
+                children.pop(name).stop()
+        return children, failed
+
+    # enqueue in bulk: one producer, one call per batch of --batch jobs
+
+    def enqueue_bulk(self, lib: str) -> dict[str, Any]:
         self.flush()
         jobs = self.args.jobs
         child = Child(
@@ -223,29 +357,26 @@ class Bench:
                 "--jobs",
                 str(jobs),
                 "--mode",
-                mode,
+                "bulk",
                 "--batch",
                 str(self.args.batch),
                 "--warmup",
                 "200",
                 "--handshake",
             ],
-            self.log_name("enqueue", mode, lib),
+            self.log_name("enqueue", "bulk", lib),
             child_env(lib),
         )
+        usage = ServerUsage()
         try:
             child.wait_ready()
-            before, cpu_before = self.command_counts(), self.server_cpu()
+            before = self.snapshot()
             child.go()
             result = child.result(timeout=60 + jobs / 50)
-            delta = self.command_delta(before, self.command_counts())
-            cpu = self.server_cpu() - cpu_before
+            usage.add(before, self.snapshot())
         finally:
             child.stop()
-        result["server_commands"] = sum(delta.values()) / jobs
-        result["server_cpu_us"] = 1e6 * cpu / jobs
-        result["commands"] = {name: calls / jobs for name, calls in delta.items()}
-        return result
+        return usage.per_job({**result, "jobs": jobs})
 
     def fill(self, lib: str, kind: str, jobs: int) -> None:
         """Put ``jobs`` jobs in the queue with the library's fastest enqueue (not timed)."""
@@ -289,8 +420,8 @@ class Bench:
             jobs = min(jobs, max(100, int(ideal * self.args.io_seconds)))
         self.flush()
         cli = lib in ("minibull", "minibull_hiredis") and processes > 1
-        if cli:
-            self._minibull_pause(lib, True)  # the CLI workers start on a paused queue; "go" resumes it
+        if cli:  # the CLI workers start on a paused queue; "go" resumes it
+            self._minibull_pause(lib, True)
         if cli:
             self.fill(lib, kind, jobs)
         probe_dir = Path(tempfile.mkdtemp(prefix="minibull-bench-probe-"))
@@ -495,6 +626,9 @@ def measure(bench: Bench, args: argparse.Namespace) -> list[dict[str, Any]]:
         for scenario in SCENARIOS:
             if scenario not in args.scenarios:
                 continue
+            if scenario == "enqueue_single":
+                results["floors"] = run_single(bench, order, results["libs"])
+                continue
             for lib in order:
                 result = run_one(bench, lib, scenario)
                 if result is None:
@@ -507,15 +641,36 @@ def measure(bench: Bench, args: argparse.Namespace) -> list[dict[str, Any]]:
     return runs
 
 
+def run_single(
+    bench: Bench, libs: list[str], found: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """enqueue_single for all the libraries at once (interleaved): each library's result
+    goes into ``found``; minibull's floors are returned."""
+    libs = [lib for lib in libs if takes_part(lib, "enqueue_single")]
+    try:
+        results = bench.enqueue_single(libs)
+    except Exception as exc:  # e.g. Redis gone: every producer of the step failed
+        print(f"  enqueue_single   FAILED: {exc}", flush=True)
+        results = {lib: {"error": str(exc)} for lib in libs}
+    for name, result in results.items():
+        print(f"  enqueue_single   {name:<11} {fmt_result(result)}", flush=True)
+        if name in found:
+            found[name]["enqueue_single"] = result
+    return {name: result for name, result in results.items() if name in FLOORS}
+
+
+def takes_part(lib: str, scenario: str) -> bool:
+    adapter = __import__(f"bench.adapters.{lib}_bench", fromlist=["BULK"])
+    return scenario in getattr(adapter, "SCENARIOS", (scenario,))
+
+
 def run_one(bench: Bench, lib: str, scenario: str) -> dict[str, Any] | None:
     adapter = __import__(f"bench.adapters.{lib}_bench", fromlist=["BULK"])
-    if scenario not in getattr(adapter, "SCENARIOS", (scenario,)):
+    if not takes_part(lib, scenario):
         return None
     try:
-        if scenario == "enqueue_single":
-            return bench.enqueue(lib, "single")
         if scenario == "enqueue_bulk":
-            return bench.enqueue(lib, "bulk") if adapter.BULK else None
+            return bench.enqueue_bulk(lib) if adapter.BULK else None
         _, kind, drain = scenario.split("_")
         return bench.drain(lib, kind, drain)
     except Exception as exc:  # one library failing must not lose the others' numbers
@@ -544,8 +699,6 @@ def fmt_dict(values: dict[str, Any]) -> str:
     for name, value in values.items():
         if isinstance(value, dict) and "rate" not in value:  # e.g. {"us": ...}
             parts.extend(f"{name} {v:,.1f} {unit}" for unit, v in value.items())
-        elif name.endswith("_us"):  # a latency (the floors of issue #13)
-            parts.append(f"{name} {value:,.1f} µs")
         else:
             rate = value["rate"] if isinstance(value, dict) else value
             parts.append(f"{name} {rate:,.0f}/s")
@@ -586,6 +739,7 @@ def machine(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "minibull_commit": commit + (" (minibull/ has uncommitted changes)" if dirty else ""),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "jobs": args.jobs,
+        "rounds": args.rounds,
         "runs": args.runs,
         "batch": args.batch,
         "io_seconds": args.io_seconds,
@@ -604,6 +758,13 @@ def main(argv: list[str] | None = None) -> int:
         help="1,000 jobs, 2 runs, minibull (async and sync) + bullmq + huey (a try, not a result)",
     )
     parser.add_argument("--batch", type=int, default=1000, help="jobs per bulk enqueue call")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=20,
+        help="enqueue_single: turns each library takes, jobs/rounds adds a turn "
+        "(default 20; 5 with --quick)",
+    )
     parser.add_argument(
         "--io-seconds",
         type=float,
@@ -628,7 +789,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     args = parser.parse_args(argv)
-    quick = {"jobs": 1000, "runs": 2, "io_seconds": 0.5, "max_seconds": 3.0}
+    # --quick: 5 rounds of 200 adds (a block's first add, just woken, is slow: 1 in 200)
+    quick = {"jobs": 1000, "runs": 2, "io_seconds": 0.5, "max_seconds": 3.0, "rounds": 5}
     for name, value in quick.items():
         if args.quick and getattr(args, name) == parser.get_default(name):
             setattr(args, name, value)
@@ -645,6 +807,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown libraries {sorted(unknown)}; known: {', '.join(LIBRARIES)}")
     args.scenarios = [s for s in args.scenarios.split(",") if s]
+    if not 1 <= args.rounds <= args.jobs:
+        parser.error(f"--rounds must be between 1 and --jobs ({args.jobs}) (got {args.rounds})")
     if args.redis and "/0" == args.redis[-2:]:
         parser.error("use a database of its own (e.g. /14): the benchmark flushes it")
 
