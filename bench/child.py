@@ -89,6 +89,39 @@ class AsyncFloor:
         await self.client.aclose()
 
 
+def _add_job_call(queue: str) -> tuple[str, list[str], list[Any]]:
+    """The addJob script's source, KEYS and ARGV for one job of ``queue``, built once."""
+    from minibull.keys import QueueKeys
+    from minibull.options import build_job
+    from minibull.scripts import add_job_args, script_source
+
+    keys, argv = add_job_args(QueueKeys(queue, "bull"), 0, [build_job("job", {"i": 0})])
+    return script_source("addJob"), keys, argv
+
+
+class AsyncAddJobFloor:
+    """Not a target, the account of one: an EVALSHA of the addJob script with its arguments
+    built once, on ``connect(url)``. ``Queue.add`` minus this is minibull's Python around
+    the call; this minus ``AsyncFloor`` is what BullMQ's add costs in Redis and on the wire."""
+
+    def __init__(self, client: Any, sha: str, keys: list[str], argv: list[Any]) -> None:
+        self.client, self.sha, self.arguments = client, sha, (len(keys), *keys, *argv)
+
+    @classmethod
+    async def open(cls, url: str, queue: str) -> AsyncAddJobFloor:
+        from minibull.connection import connect
+
+        client = connect(url)
+        source, keys, argv = _add_job_call(queue)
+        return cls(client, await client.script_load(source), keys, argv)
+
+    async def add_one(self, i: int) -> None:
+        await self.client.evalsha(self.sha, *self.arguments)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
 class SyncFloor:
     """SyncQueue.add's floor (issue #13): a sync EVALSHA of the addJob script with its
     arguments built once, on ``connect_sync(url)`` (each call adds one more job)."""
@@ -99,13 +132,10 @@ class SyncFloor:
     @classmethod
     def open(cls, url: str, queue: str) -> SyncFloor:
         from minibull.connection import connect_sync
-        from minibull.keys import QueueKeys
-        from minibull.options import build_job
-        from minibull.scripts import add_job_args, script_source
 
         client = connect_sync(url)
-        keys, argv = add_job_args(QueueKeys(queue, "bull"), 0, [build_job("job", {"i": 0})])
-        return cls(client, client.script_load(script_source("addJob")), keys, argv)
+        source, keys, argv = _add_job_call(queue)
+        return cls(client, client.script_load(source), keys, argv)
 
     def add_one(self, i: int) -> None:
         self.client.evalsha(self.sha, *self.arguments)
@@ -115,7 +145,11 @@ class SyncFloor:
 
 
 #: Producers measured beside the libraries in the single-add rounds, not libraries.
-FLOORS = {"async_floor": AsyncFloor, "sync_floor": SyncFloor}
+FLOORS = {
+    "async_floor": AsyncFloor,
+    "async_addjob_floor": AsyncAddJobFloor,
+    "sync_floor": SyncFloor,
+}
 
 
 class Pooled:

@@ -740,6 +740,19 @@ def misses_text(results: dict[str, Any]) -> str:
                 f"{_num(ours)} µs per job). A trivial EVALSHA alone takes {_num(1e6 / evalsha)} "
                 "µs with redis.asyncio here."
             )
+    floor = floor_p50(results, "async_floor")
+    addjob = floor_p50(results, "async_addjob_floor")
+    add_p50 = median(s, "minibull", "enqueue_single", "p50_us")
+    if any("1.15x of its floor" in name for name in failed) and floor and addjob and add_p50:
+        lines.append(
+            f"- `Queue.add` against its floor: p50 {_num(add_p50)} µs; the same client running "
+            f"the addJob script with its arguments built once, {_num(addjob)} µs; running "
+            f"`return 1`, {_num(floor)} µs (all three in the same rounds). So minibull's "
+            f"Python around the call costs {_num(add_p50 - addjob)} µs "
+            f"({add_p50 / addjob:.2f}x the addJob call alone), and BullMQ's add itself, "
+            f"its writes in Redis and its bytes on the wire, {_num(addjob - floor)} µs: "
+            "1.15x of a trivial script would need an add that costs Redis almost nothing."
+        )
     if any("10 ms I/O" in name and "async def" in name for name in failed):
         loop = raw.get("async_sleep_c10", {}).get("median")
         threads = raw.get("thread_sleep_c10", {}).get("median")

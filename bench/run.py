@@ -62,8 +62,11 @@ SCENARIOS = (
 )
 #: commands the driver itself sends while a measurement runs (not the library's)
 DRIVER_COMMANDS = {"info", "client|list", "flushdb", "select", "ping", "hello", "client|setinfo"}
-#: the floor (``bench.child.FLOORS``) measured in the same rounds as each minibull producer
-FLOOR_OF = {"minibull": "async_floor", "minibull_sync": "sync_floor"}
+#: the floors (``bench.child.FLOORS``) measured in the same rounds as each minibull producer
+FLOOR_OF = {
+    "minibull": ("async_floor", "async_addjob_floor"),
+    "minibull_sync": ("sync_floor",),
+}
 
 
 # -- processes ---------------------------------------------------------------
@@ -300,7 +303,7 @@ class Bench:
         """Each library's adds (and minibull's floors) timed in --rounds blocks each, taking
         turns; the results by producer name, with Redis's commands and CPU of its blocks."""
         self.flush()
-        producers = [*libs, *(FLOOR_OF[lib] for lib in libs if lib in FLOOR_OF)]
+        producers = [*libs, *(floor for lib in libs for floor in FLOOR_OF.get(lib, ()))]
         children, results = self._start_blocks(producers)
         try:
             sizes = block_sizes(self.args.jobs, self.args.rounds)

@@ -12,7 +12,7 @@ import pytest
 
 import bench.child
 from bench import report
-from bench.child import AsyncFloor, Pooled, SyncFloor, serve_blocks
+from bench.child import AsyncAddJobFloor, AsyncFloor, Pooled, SyncFloor, serve_blocks
 from bench.run import ServerUsage, block_sizes, interleave
 
 
@@ -226,9 +226,13 @@ async def test_the_floors_are_producers_the_child_can_time():
     for i in range(3):
         sync_floor.add_one(i)
     sync_floor.close()
+    addjob_floor = await AsyncAddJobFloor.open(redis_url(), queue)
+    for i in range(2):
+        await addjob_floor.add_one(i)
+    await addjob_floor.close()
     client = connect(redis_url())
     try:
-        assert await client.get(f"bull:{queue}:id") == "3"  # three addJob calls, three jobs
+        assert await client.get(f"bull:{queue}:id") == "5"  # five addJob calls, five jobs
         keys = [key async for key in client.scan_iter(match=f"bull:{queue}:*")]
         await client.delete(*keys)
     finally:
@@ -273,3 +277,14 @@ def test_enqueue_targets_show_each_runs_comparison_and_check_the_medians():
     assert report.per_run_text(found["1"]) == ""  # round trips: no per-run comparison
     assert "| ratios per run: 0.80, 0.90, 0.86 |" in report.targets_table(results)
     assert "; ratios per run: 1.14, 1.20" in report.targets_text(results)
+
+
+def test_a_missed_floor_is_accounted_for_with_the_addjob_call_measured_beside_it():
+    floors = {"async_floor": {"p50_us": 80}, "async_addjob_floor": {"p50_us": 150}}
+    runs = [one_run({"minibull": 170, "bullmq": 200}, floors)]
+    results = report.summarise({}, runs, ["minibull", "bullmq"])
+    text = report.misses_text(results)
+    assert "Python around the call costs 20 µs (1.13x the addJob call alone)" in text
+    assert "its bytes on the wire, 70 µs" in text
+    met = one_run({"minibull": 90, "bullmq": 200}, floors)
+    assert "addJob" not in report.misses_text(report.summarise({}, [met], ["minibull", "bullmq"]))
