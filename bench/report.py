@@ -753,6 +753,31 @@ def misses_text(results: dict[str, Any]) -> str:
             f"its writes in Redis and its bytes on the wire, {_num(addjob - floor)} µs: "
             "1.15x of a trivial script would need an add that costs Redis almost nothing."
         )
+    sync_p50 = median(s, "minibull_sync", "enqueue_single", "p50_us")
+    huey_p50 = median(s, "huey", "enqueue_single", "p50_us")
+    if any("huey's enqueue" in name for name in failed) and sync_p50 and huey_p50:
+        sync_floor = floor_p50(results, "sync_floor")
+        cpu = {lib: median(s, lib, "enqueue_single", "cpu_us") for lib in ("minibull_sync", "huey")}
+        server = {
+            lib: median(s, lib, "enqueue_single", "server_cpu_us")
+            for lib in ("minibull_sync", "huey")
+        }
+        if sync_floor and None not in cpu.values() and None not in server.values():
+            lines.append(
+                f"- `SyncQueue.add` against huey's enqueue: {_num(sync_p50)} µs to "
+                f"{_num(huey_p50)}. The producers' own CPU is close ({_num(cpu['minibull_sync'])}"
+                f" and {_num(cpu['huey'])} µs per job), and `SyncQueue.add` is "
+                + (
+                    f"{_num(sync_p50 - sync_floor)} µs above"
+                    if sync_p50 >= sync_floor
+                    else f"{_num(sync_floor - sync_p50)} µs below"
+                )
+                + " a bare EVALSHA of the addJob script with "
+                f"its arguments ready ({_num(sync_floor)} µs): the difference is what Redis "
+                f"does, {_num(server['minibull_sync'])} µs of Redis CPU per job for BullMQ's add "
+                f"(id, hash, two events, list, marker) against {_num(server['huey'])} µs for "
+                "huey's one LPUSH."
+            )
     if any("10 ms I/O" in name and "async def" in name for name in failed):
         loop = raw.get("async_sleep_c10", {}).get("median")
         threads = raw.get("thread_sleep_c10", {}).get("median")
@@ -780,6 +805,18 @@ def misses_text(results: dict[str, Any]) -> str:
                 "job (`time.sleep`, run in a thread: minibull_threads) wakes on time, as the "
                 "thread-based peers' jobs do."
             )
+    threads = median(s, "minibull_threads", "drain_io_c10", "rate")
+    dramatiq = median(s, "dramatiq", "drain_io_c10", "rate")
+    if any("plain-function jobs) at or above" in name for name in failed) and threads and dramatiq:
+        ours_cpu = median(s, "minibull_threads", "drain_io_c10", "cpu_us")
+        their_cpu = median(s, "dramatiq", "drain_io_c10", "cpu_us")
+        lines.append(
+            f"- 10 ms plain-function jobs: {_num(threads)} jobs/s to dramatiq's {_num(dramatiq)} "
+            f"({threads / dramatiq:.1%} of it). minibull starts a daemon thread for each job "
+            "(a job that never returns cannot hold up the process's exit) where dramatiq's "
+            "threads are started once: worker CPU per job "
+            f"{_num(ours_cpu)} µs to dramatiq's {_num(their_cpu)}."
+        )
     if any("embedded" in name for name in failed):
         per_call = results["embedded"].get("script_command_us", {}).get("us", {}).get("median")
         run = median(s, "minibull", "drain_noop_c10", "server_commands")

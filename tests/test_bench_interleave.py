@@ -288,3 +288,20 @@ def test_a_missed_floor_is_accounted_for_with_the_addjob_call_measured_beside_it
     assert "its bytes on the wire, 70 µs" in text
     met = one_run({"minibull": 90, "bullmq": 200}, floors)
     assert "addJob" not in report.misses_text(report.summarise({}, [met], ["minibull", "bullmq"]))
+
+
+def test_a_missed_huey_target_is_accounted_for_with_redis_and_producer_cpu():
+    def lib(p50: float, cpu: float, server: float) -> dict[str, Any]:
+        return {"enqueue_single": {"p50_us": p50, "cpu_us": cpu, "server_cpu_us": server}}
+
+    run = {
+        "libs": {"minibull_sync": lib(120, 63, 54), "huey": lib(68, 58, 17)},
+        "floors": {"sync_floor": {"p50_us": 118}},
+    }
+    text = report.misses_text(report.summarise({}, [run], ["minibull_sync", "huey"]))
+    assert "`SyncQueue.add` against huey's enqueue: 120 µs to 68" in text
+    assert "(63 and 58 µs per job)" in text and "2 µs above a bare EVALSHA" in text
+    assert "54 µs of Redis CPU per job" in text and "17 µs for huey's one LPUSH" in text
+    run["libs"]["minibull_sync"] = lib(95, 63, 54)  # 1.40x: met, nothing to explain
+    met = report.misses_text(report.summarise({}, [run], ["minibull_sync", "huey"]))
+    assert "huey" not in met

@@ -90,3 +90,29 @@ def test_the_threads_adapter_job_is_a_plain_function_the_worker_runs_off_the_loo
 
     asyncio.run(main())
     assert seen and seen[0] != threading.get_ident()
+
+
+def test_plain_function_jobs_behind_dramatiq_are_accounted_for():
+    behind = results(async_rate=790, threads_rate=915, dramatiq_rate=930)
+    assert "915 jobs/s to dramatiq's 930 (98.4% of it)" in misses_text(behind)
+    ahead = results(async_rate=790, threads_rate=935, dramatiq_rate=930)
+    assert "plain-function jobs:" not in misses_text(ahead)
+
+
+def test_render_writes_the_report_again_from_the_saved_runs(tmp_path):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from bench.run import render
+
+    saved = Path(__file__).resolve().parent.parent / "bench" / "results" / "results.json"
+    shutil.copy(saved, tmp_path / "results.json")
+    before = json.loads(saved.read_text())
+    before["targets"] = [{**t, "pass": None} for t in before["targets"]]  # a stale report
+    (tmp_path / "results.json").write_text(json.dumps(before))
+    results = render(tmp_path)
+    assert results["runs"] == before["runs"]  # the same measures ...
+    assert [t["pass"] for t in results["targets"]] != [None] * len(results["targets"])
+    assert "## Targets" in (tmp_path / "results.md").read_text()  # ... reported again
+    assert json.loads((tmp_path / "results.json").read_text())["targets"] == results["targets"]
