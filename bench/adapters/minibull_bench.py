@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from bench.adapters import IO_SECONDS
 from bench.probe import job_done, start_probe
@@ -45,9 +46,18 @@ class Producer:
         await self.queue.close()
 
 
-async def serve(
-    url: str | None, queue: str, concurrency: int, kind: str, go: Callable[[], None]
-) -> None:
-    worker = Worker(queue, JOBS[kind], url, concurrency=concurrency)
-    go()
-    await worker.run()
+def serving(jobs: dict[str, Callable[..., Any]]) -> Callable[..., Awaitable[None]]:
+    """The adapter's ``serve``: one ``Worker`` running ``jobs[kind]`` (minibull_threads
+    makes its own with plain-function jobs)."""
+
+    async def serve(
+        url: str | None, queue: str, concurrency: int, kind: str, go: Callable[[], None]
+    ) -> None:
+        worker = Worker(queue, jobs[kind], url, concurrency=concurrency)
+        go()
+        await worker.run()
+
+    return serve
+
+
+serve = serving(JOBS)

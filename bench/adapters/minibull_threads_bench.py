@@ -6,12 +6,10 @@ drains with an ``async def`` job (``asyncio.sleep``)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from bench.adapters import IO_SECONDS
-from bench.adapters.minibull_bench import BULK, IN_PROCESS_CONCURRENCY, Producer
+from bench.adapters.minibull_bench import BULK, IN_PROCESS_CONCURRENCY, Producer, serving
 from bench.probe import job_done
-from minibull import Worker
 
 #: The scenarios this adapter takes part in (the others are minibull's own).
 SCENARIOS = ("drain_io_c1", "drain_io_c10", "drain_io_2p")
@@ -25,12 +23,7 @@ def io(job: object) -> None:
 JOBS = {"io": io}
 
 
-async def serve(
-    url: str | None, queue: str, concurrency: int, kind: str, go: Callable[[], None]
-) -> None:
-    worker = Worker(queue, JOBS[kind], url, concurrency=concurrency)
-    go()
-    await worker.run()
+serve = serving(JOBS)
 
 
 __all__ = ["BULK", "IN_PROCESS_CONCURRENCY", "JOBS", "Producer", "SCENARIOS", "serve"]
