@@ -787,7 +787,8 @@ def misses_text(results: dict[str, Any]) -> str:
         worker_us = median(s, "minibull", "drain_noop_c10", "cpu_us")
         if loop and threads and evalsha and ping and redis_us is not None and worker_us is not None:
             floor = (
-                "so 92% is out of reach for any asyncio worker on redis-py here"
+                "so 92% is out of reach here for an asyncio worker that records each job "
+                "with a redis.asyncio round trip of its own"
                 if evalsha < 920
                 else f"so an asyncio worker on redis-py has {evalsha / 10 - 92:.1f} "
                 "percentage points to spare"
