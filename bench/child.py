@@ -99,13 +99,17 @@ def _add_job_call(queue: str) -> tuple[str, list[str], list[Any]]:
     return script_source("addJob"), keys, argv
 
 
-class AsyncAddJobFloor:
-    """Not a target, the account of one: an EVALSHA of the addJob script with its arguments
-    built once, on ``connect(url)``. ``Queue.add`` minus this is minibull's Python around
-    the call; this minus ``AsyncFloor`` is what BullMQ's add costs in Redis and on the wire."""
+class _AddJobCall:
+    """A client, the addJob script's sha and one job's arguments, made once."""
 
     def __init__(self, client: Any, sha: str, keys: list[str], argv: list[Any]) -> None:
         self.client, self.sha, self.arguments = client, sha, (len(keys), *keys, *argv)
+
+
+class AsyncAddJobFloor(_AddJobCall):
+    """Not a target, the account of one: an EVALSHA of the addJob script with its arguments
+    built once, on ``connect(url)``. ``Queue.add`` minus this is minibull's Python around
+    the call; this minus ``AsyncFloor`` is what BullMQ's add costs in Redis and on the wire."""
 
     @classmethod
     async def open(cls, url: str, queue: str) -> AsyncAddJobFloor:
@@ -122,12 +126,9 @@ class AsyncAddJobFloor:
         await self.client.aclose()
 
 
-class SyncFloor:
+class SyncFloor(_AddJobCall):
     """SyncQueue.add's floor (issue #13): a sync EVALSHA of the addJob script with its
     arguments built once, on ``connect_sync(url)`` (each call adds one more job)."""
-
-    def __init__(self, client: Any, sha: str, keys: list[str], argv: list[Any]) -> None:
-        self.client, self.sha, self.arguments = client, sha, (len(keys), *keys, *argv)
 
     @classmethod
     def open(cls, url: str, queue: str) -> SyncFloor:

@@ -758,10 +758,16 @@ def render(out: Path) -> dict[str, Any]:
     results = report.summarise(saved["machine"], saved["runs"], list(saved["summary"]))
     if "chaos" in saved:
         results["chaos"] = saved["chaos"]
+    write_results(results, out)
+    return results
+
+
+def write_results(results: dict[str, Any], out: Path) -> None:
+    """``results.json``, ``results.md`` and the figures in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "results.md").write_text(report.markdown(results))
     report.figures(results, out)
-    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -860,10 +866,7 @@ def main(argv: list[str] | None = None) -> int:
             results = report.summarise(info, runs, args.libs)
             if found_chaos:
                 results["chaos"] = found_chaos
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-            (args.out / "results.md").write_text(report.markdown(results))
-            report.figures(results, args.out)
+            write_results(results, args.out)
             return results
 
         args.save_each_run = save

@@ -1,5 +1,5 @@
 """One add at a time is measured interleaved (``bench/run.py::interleave``): every library's
-child, and minibull's two floors, take turns in rounds, so a machine whose speed swings from
+child, and minibull's floors, take turns in rounds, so a machine whose speed swings from
 minute to minute touches all of them alike. Fake children and a fake server stand in for the
 processes and Redis here: no peer library, no network."""
 
